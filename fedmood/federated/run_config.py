@@ -1,0 +1,61 @@
+"""One config for both ways of running the federated apps.
+
+``run_simulation`` (the Hydra experiment) hands the resolved Hydra config to the apps by closure.
+``flwr run .`` hands them ``context.run_config`` from ``[tool.flwr.app.config]`` in pyproject (or
+``--run-config``); :func:`config_from_context` maps it onto the same Hydra config: a key such as
+``data.n-users`` becomes the override ``data.n_users=...``; ``num-server-rounds`` sets
+``training.epochs`` (one round is one local epoch).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from flwr.app import Context
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = PROJECT_ROOT / "conf"
+ALIASES = {"num-server-rounds": "training.epochs"}
+
+
+def run_config_overrides(run_config: dict) -> list[str]:
+    """Hydra overrides equivalent to a Flower run config."""
+    out = []
+    for key, val in sorted(run_config.items()):
+        dotted = ALIASES.get(key, key).replace("-", "_")
+        out.append(f"{dotted}={'null' if val is None else val}")
+    return out
+
+
+def compose_config(overrides: list[str], config_name: str = "mood") -> dict:
+    """The resolved experiment config from ``conf/`` with Hydra overrides, as a plain dict."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides)
+    return prepare_config(OmegaConf.to_container(cfg, resolve=True))
+
+
+def prepare_config(cfg: dict) -> dict:
+    """Make paths absolute (apps may run elsewhere) and resolve the synthetic data folder."""
+    from fedmood.data.generator import GeneratorConfig, ensure_generated
+
+    data = cfg["data"]
+    for key in ("cache_dir", "logs_dir", "ratings_path"):
+        if data.get(key) and not Path(data[key]).is_absolute():
+            data[key] = str(PROJECT_ROOT / data[key])
+    if data["source"] == "synthetic" and not data.get("logs_dir"):
+        gen = GeneratorConfig(**{k: data[k] for k in GeneratorConfig.__dataclass_fields__})
+        data["logs_dir"] = str(ensure_generated(gen, data["cache_dir"]))
+    return cfg
+
+
+@lru_cache(maxsize=8)
+def _config_from_items(items: tuple) -> dict:
+    return compose_config(run_config_overrides(dict(items)))
+
+
+def config_from_context(context: Context) -> dict:
+    """The experiment config for an app started by ``flwr run`` (from ``context.run_config``)."""
+    return _config_from_items(tuple(sorted(context.run_config.items())))

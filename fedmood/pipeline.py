@@ -1,0 +1,200 @@
+"""The mood recommender comparison: centralised fastai-style baseline against the Flower run.
+
+Both use the same day logs, the same per-user splits, the same model and the same trainer; the
+experiment entry point (``experiments/mood.py``) and the benchmark call :func:`run_comparison`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fedmood.clustering import agreement, assign, initial_centres, kmodes_centralised, slot_histograms
+from fedmood.data.fragments import N_CODES
+from fedmood.data.local import LocalData, data_shape, load_all_local_data
+from fedmood.data.ratings import stack
+from fedmood.federated.server_app import FederatedRun
+from fedmood.models import EmbeddingDotBias
+from fedmood.plotting import mse_curves
+from fedmood.results import ResultsWriter
+from fedmood.suggest import describe_centre, top_items
+from fedmood.training import (
+    Batches,
+    TrainConfig,
+    evaluate_mse,
+    make_optimizer,
+    make_scheduler,
+    steps_per_epoch,
+    train_epoch,
+)
+
+CENTRAL, FEDERATED = "centralised", "federated"
+
+
+@dataclass
+class CentralRun:
+    """The centralised baseline's history, model and clusters."""
+
+    rounds: list[dict] = field(default_factory=list)  # epoch, train_mse, val_mse, seconds
+    model: EmbeddingDotBias | None = None
+    centres: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    cluster_seconds: float = 0.0
+
+
+def centralised_clustering(devices: list[LocalData], k: int, max_iter: int, seed: int):
+    """k-modes on all fragments pooled, from the same starting centres as the federated run."""
+    x = np.concatenate([d.fragments for d in devices])
+    hists = [slot_histograms(d.fragments, N_CODES) for d in devices]
+    init = initial_centres(sum(h[0] for h in hists), sum(h[1] for h in hists), k, seed)
+    return kmodes_centralised(x, init, max_iter=max_iter, seed=seed)
+
+
+def run_centralised(cfg: dict, devices: list[LocalData], progress: bool = True) -> CentralRun:
+    """Cluster (day logs) and train the fastai-style baseline on all users' rows."""
+    seed, tcfg = int(cfg["seed"]), TrainConfig(**cfg["training"])
+    run = CentralRun()
+    if devices[0].fragments is not None:
+        t0 = time.perf_counter()
+        run.labels, run.centres = centralised_clustering(
+            devices, int(cfg["data"]["n_clusters"]), int(cfg["data"]["cluster_max_iter"]), seed)
+        run.cluster_seconds = time.perf_counter() - t0
+    rows = [d.rows(run.centres) for d in devices]
+    n_users, n_items = len(devices), data_shape(cfg["data"], seed)[1]
+    train, val = Batches.from_numpy(*stack(rows, "train")), Batches.from_numpy(*stack(rows, "val"))
+    torch.manual_seed(seed)
+    model = EmbeddingDotBias(n_users, n_items, int(cfg["model"]["n_factors"]), tuple(cfg["model"]["y_range"]))
+    opt = make_optimizer(model, tcfg)
+    sched = make_scheduler(opt, tcfg, total_steps=tcfg.epochs * steps_per_epoch(len(train), tcfg.batch_size))
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(1, tcfg.epochs + 1):
+        t0 = time.perf_counter()
+        train_mse = train_epoch(model, train, opt, sched, tcfg.batch_size, gen)
+        val_mse = evaluate_mse(model, val)
+        secs = time.perf_counter() - t0
+        run.rounds.append({"round": epoch, "train_mse": train_mse, "val_mse": val_mse, "seconds": secs})
+        if progress:
+            print(f"[centralised] epoch {epoch}/{tcfg.epochs} train_mse={train_mse:.4f} "
+                  f"val_mse={val_mse:.4f} ({secs:.2f}s)", flush=True)
+    run.model = model
+    return run
+
+
+def run_federated_simulation(cfg: dict) -> FederatedRun:
+    """The Flower run: one simulated SuperNode per user, ``run_simulation`` on Ray."""
+    from flwr.simulation import run_simulation
+
+    from fedmood.federated.client_app import build_client_app
+    from fedmood.federated.server_app import build_server_app
+
+    fed = cfg["federation"]
+    logging.getLogger("flwr").setLevel(fed["flower_log_level"])
+    out: dict[str, FederatedRun] = {}
+    server = build_server_app(lambda _ctx: cfg, lambda run, _cfg: out.setdefault("run", run))
+    client = build_client_app(lambda _ctx: cfg)
+    n_users, _ = data_shape(cfg["data"], int(cfg["seed"]))
+    run_simulation(
+        server_app=server, client_app=client, num_supernodes=n_users,
+        backend_config={"client_resources": {"num_cpus": fed["client_num_cpus"], "num_gpus": 0.0},
+                        "init_args": {"num_cpus": fed["backend_num_cpus"], "log_to_driver": False,
+                                      "logging_level": "ERROR"}},
+        verbose_logging=False,
+    )
+    if "run" not in out:
+        raise RuntimeError("the federated run ended without a result (see the Flower log above)")
+    return out["run"]
+
+
+def metrics_table(model: str, rounds: list[dict]) -> pd.DataFrame:
+    """Long-format metrics: one row per (epoch/round, split)."""
+    rows = [{"model": model, "epoch": r["round"], "split": split, "mse": r[f"{split}_mse"],
+             "seconds": r["seconds"]} for r in rounds for split in ("train", "val")]
+    return pd.DataFrame(rows)
+
+
+def summary_row(model: str, rounds: list[dict], skip_first: bool = False) -> dict:
+    """Table I analogue: last train/val MSE and mean seconds per epoch."""
+    secs = [r["seconds"] for r in rounds]
+    return {"model": model, "train_mse": rounds[-1]["train_mse"], "val_mse": rounds[-1]["val_mse"],
+            "sec_per_epoch": float(np.mean(secs)),
+            "sec_per_epoch_after_first": float(np.mean(secs[1:])) if len(secs) > 1 else float(secs[0])}
+
+
+def suggestions_table(model: EmbeddingDotBias, devices: list[LocalData], centres: np.ndarray | None,
+                      users: list[int], n: int, label: str) -> pd.DataFrame:
+    """Top-``n`` items for each of ``users`` with the predicted gain over their mean mood."""
+    rows = []
+    for u in users:
+        mean = float(devices[u].rows(centres).part("train")[1].mean())
+        for rank, (item, pred, gain) in enumerate(top_items(model, u, mean, n), start=1):
+            centre = None if centres is None else centres[item]
+            rows.append({"model": label, "user": u, "rank": rank, "item": item,
+                         "activities": describe_centre(centre, item), "predicted_mood": pred,
+                         "gain_over_mean": gain, "user_mean_mood": mean})
+    return pd.DataFrame(rows)
+
+
+def federated_suggestions(run: FederatedRun) -> pd.DataFrame:
+    """The suggestions the demo devices computed on-device, as a table."""
+    rows = []
+    for s in sorted(run.suggestions, key=lambda s: s["user"]):
+        for rank, (item, pred, gain) in enumerate(zip(s["items"], s["predicted"], s["gain"], strict=True), 1):
+            centre = None if run.centres is None else run.centres[item]
+            rows.append({"model": FEDERATED, "user": s["user"], "rank": rank, "item": item,
+                         "activities": describe_centre(centre, item), "predicted_mood": pred,
+                         "gain_over_mean": gain, "user_mean_mood": s["user-mean"]})
+    return pd.DataFrame(rows)
+
+
+def run_comparison(cfg: dict, out_dir: str | Path | None, progress: bool = True) -> dict:
+    """Load data, run both models, write the results folder (if ``out_dir``), return the summary."""
+    seed = int(cfg["seed"])
+    devices = load_all_local_data(cfg["data"], seed)  # validates every log before anything is written
+    writer = ResultsWriter(out_dir) if out_dir is not None else None
+    if writer:
+        writer.config(cfg)
+    central = run_centralised(cfg, devices, progress)
+    fed = run_federated_simulation(cfg)
+    metrics = pd.concat([metrics_table(CENTRAL, central.rounds), metrics_table(FEDERATED, fed.rounds)])
+    summary = pd.DataFrame([summary_row(CENTRAL, central.rounds), summary_row(FEDERATED, fed.rounds)])
+    c, f = summary.iloc[0], summary.iloc[1]
+    extra = {"val_mse_ratio": f["val_mse"] / c["val_mse"],
+             "time_per_epoch_ratio": f["sec_per_epoch"] / c["sec_per_epoch"],
+             "cluster_ari": np.nan, "fed_cluster_iterations": fed.cluster_iterations}
+    if central.centres is not None:
+        all_frags = np.concatenate([d.fragments for d in devices])
+        extra["cluster_ari"] = agreement(central.labels, assign(all_frags, fed.centres))
+    users = list(range(min(int(cfg["suggest_users"]), len(devices))))
+    sugg = pd.concat([suggestions_table(central.model, devices, central.centres, users,
+                                        int(cfg["n_suggestions"]), CENTRAL),
+                      federated_suggestions(fed)])
+    result = {"summary": summary, "metrics": metrics, "extra": extra, "suggestions": sugg,
+              "central": central, "federated": fed}
+    if writer:
+        writer.table("metrics", metrics)
+        writer.table("summary", summary)
+        writer.table("rounds_federated", pd.DataFrame(fed.rounds))
+        writer.table("suggestions", sugg)
+        writer.json("comparison", extra)
+        writer.figure("mse_centralised", mse_curves(metrics, [CENTRAL], "Centralised (fastai-style)"))
+        writer.figure("mse_federated", mse_curves(metrics, [FEDERATED], "Federated (Flower FedAvg)"))
+        writer.figure("mse_both", mse_curves(metrics, title="Centralised vs federated"))
+    return result
+
+
+def write_federated_only(run: FederatedRun, cfg: dict) -> Path:
+    """Results of a ``flwr run .`` (no centralised baseline): metrics, summary, figure."""
+    out = Path(cfg["results_root"]) / time.strftime("%Y-%m-%d_%H-%M-%S")
+    writer = ResultsWriter(out)
+    writer.config(cfg)
+    metrics = metrics_table(FEDERATED, run.rounds)
+    writer.table("metrics", metrics)
+    writer.table("summary", pd.DataFrame([summary_row(FEDERATED, run.rounds)]))
+    writer.figure("mse_federated", mse_curves(metrics, [FEDERATED], "Federated (Flower FedAvg)"))
+    return out

@@ -1,0 +1,67 @@
+"""The one results writer: every experiment writes its folder through it, atomically.
+
+Each file is written to a temporary name in the same folder and renamed into place, so a reader
+(or a crash) never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class ResultsWriter:
+    """Writes a run's folder: resolved config, CSV tables, JSON and figures."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def config(self, cfg: dict) -> Path:
+        """The resolved config, as ``config.yaml``."""
+        return atomic_write_text(self.dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+
+    def table(self, name: str, df: pd.DataFrame) -> Path:
+        """A CSV table (``name`` without extension)."""
+        return atomic_write_text(self.dir / f"{name}.csv", df.to_csv(index=False))
+
+    def json(self, name: str, obj: object) -> Path:
+        """A JSON document."""
+        return atomic_write_text(self.dir / f"{name}.json", json.dumps(obj, indent=2, default=float))
+
+    def figure(self, name: str, fig) -> Path:
+        """A matplotlib figure as ``figures/<name>.png`` (the figure is closed)."""
+        import matplotlib.pyplot as plt
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        return atomic_write_bytes(self.dir / "figures" / f"{name}.png", buf.getvalue())
