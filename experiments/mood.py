@@ -33,8 +33,10 @@ def main(cfg: DictConfig) -> None:
     for user, g in sugg[sugg["model"] == "federated"].groupby("user"):
         print(f"  user {user} (mean mood {g['user_mean_mood'].iloc[0]:+.2f}):")
         for _, r in g.iterrows():
-            print(f"    {r['rank']}. {r['activities']}: predicted {r['predicted_mood']:+.2f} "
-                  f"(gain {r['gain_over_mean']:+.2f})")
+            print(
+                f"    {r['rank']}. {r['activities']}: predicted {r['predicted_mood']:+.2f} "
+                f"(gain {r['gain_over_mean']:+.2f})"
+            )
     print(f"\nresults: {out}")
 
 

@@ -81,8 +81,9 @@ def initial_centres(marginals: np.ndarray, dominant: np.ndarray, k: int, seed: i
     return np.stack(centres).astype(np.int64)
 
 
-def kmodes_centralised(x: np.ndarray, init: np.ndarray, max_iter: int = 20,
-                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def kmodes_centralised(
+    x: np.ndarray, init: np.ndarray, max_iter: int = 20, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Centralised k-modes (``kmodes`` library, Huang's matching dissimilarity) from ``init``.
 
     Returns ``(labels, centres)``.
@@ -92,8 +93,9 @@ def kmodes_centralised(x: np.ndarray, init: np.ndarray, max_iter: int = 20,
     return labels.astype(np.int64), km.cluster_centroids_.astype(np.int64)
 
 
-def federated_kmodes(clients: list[np.ndarray], k: int, n_values: int, max_iter: int = 20,
-                     seed: int = 0) -> tuple[np.ndarray, int]:
+def federated_kmodes(
+    clients: list[np.ndarray], k: int, n_values: int, max_iter: int = 20, seed: int = 0
+) -> tuple[np.ndarray, int]:
     """The federated k-modes protocol run in one process (reference for the Flower run and tests).
 
     Returns the final centres and the number of iterations used.

@@ -16,8 +16,9 @@ class EmbeddingDotBias(nn.Module):
     Embeddings are initialised like fastai's (truncated normal, std 0.01).
     """
 
-    def __init__(self, n_users: int, n_items: int, n_factors: int = 50,
-                 y_range: tuple[float, float] = (-1.5, 1.5)) -> None:
+    def __init__(
+        self, n_users: int, n_items: int, n_factors: int = 50, y_range: tuple[float, float] = (-1.5, 1.5)
+    ) -> None:
         super().__init__()
         self.user_factors = nn.Embedding(n_users, n_factors)
         self.item_factors = nn.Embedding(n_items, n_factors)

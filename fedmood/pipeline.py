@@ -63,7 +63,8 @@ def run_centralised(cfg: dict, devices: list[LocalData], progress: bool = True) 
     if devices[0].fragments is not None:
         t0 = time.perf_counter()
         run.labels, run.centres = centralised_clustering(
-            devices, int(cfg["data"]["n_clusters"]), int(cfg["data"]["cluster_max_iter"]), seed)
+            devices, int(cfg["data"]["n_clusters"]), int(cfg["data"]["cluster_max_iter"]), seed
+        )
         run.cluster_seconds = time.perf_counter() - t0
     rows = [d.rows(run.centres) for d in devices]
     n_users, n_items = len(devices), data_shape(cfg["data"], seed)[1]
@@ -80,8 +81,11 @@ def run_centralised(cfg: dict, devices: list[LocalData], progress: bool = True) 
         secs = time.perf_counter() - t0
         run.rounds.append({"round": epoch, "train_mse": train_mse, "val_mse": val_mse, "seconds": secs})
         if progress:
-            print(f"[centralised] epoch {epoch}/{tcfg.epochs} train_mse={train_mse:.4f} "
-                  f"val_mse={val_mse:.4f} ({secs:.2f}s)", flush=True)
+            print(
+                f"[centralised] epoch {epoch}/{tcfg.epochs} train_mse={train_mse:.4f} "
+                f"val_mse={val_mse:.4f} ({secs:.2f}s)",
+                flush=True,
+            )
     run.model = model
     return run
 
@@ -100,10 +104,13 @@ def run_federated_simulation(cfg: dict) -> FederatedRun:
     client = build_client_app(lambda _ctx: cfg)
     n_users, _ = data_shape(cfg["data"], int(cfg["seed"]))
     run_simulation(
-        server_app=server, client_app=client, num_supernodes=n_users,
-        backend_config={"client_resources": {"num_cpus": fed["client_num_cpus"], "num_gpus": 0.0},
-                        "init_args": {"num_cpus": fed["backend_num_cpus"], "log_to_driver": False,
-                                      "logging_level": "ERROR"}},
+        server_app=server,
+        client_app=client,
+        num_supernodes=n_users,
+        backend_config={
+            "client_resources": {"num_cpus": fed["client_num_cpus"], "num_gpus": 0.0},
+            "init_args": {"num_cpus": fed["backend_num_cpus"], "log_to_driver": False, "logging_level": "ERROR"},
+        },
         verbose_logging=False,
     )
     if "run" not in out:
@@ -113,30 +120,47 @@ def run_federated_simulation(cfg: dict) -> FederatedRun:
 
 def metrics_table(model: str, rounds: list[dict]) -> pd.DataFrame:
     """Long-format metrics: one row per (epoch/round, split)."""
-    rows = [{"model": model, "epoch": r["round"], "split": split, "mse": r[f"{split}_mse"],
-             "seconds": r["seconds"]} for r in rounds for split in ("train", "val")]
+    rows = [
+        {"model": model, "epoch": r["round"], "split": split, "mse": r[f"{split}_mse"], "seconds": r["seconds"]}
+        for r in rounds
+        for split in ("train", "val")
+    ]
     return pd.DataFrame(rows)
 
 
 def summary_row(model: str, rounds: list[dict], skip_first: bool = False) -> dict:
     """Table I analogue: last train/val MSE and mean seconds per epoch."""
     secs = [r["seconds"] for r in rounds]
-    return {"model": model, "train_mse": rounds[-1]["train_mse"], "val_mse": rounds[-1]["val_mse"],
-            "sec_per_epoch": float(np.mean(secs)),
-            "sec_per_epoch_after_first": float(np.mean(secs[1:])) if len(secs) > 1 else float(secs[0])}
+    return {
+        "model": model,
+        "train_mse": rounds[-1]["train_mse"],
+        "val_mse": rounds[-1]["val_mse"],
+        "sec_per_epoch": float(np.mean(secs)),
+        "sec_per_epoch_after_first": float(np.mean(secs[1:])) if len(secs) > 1 else float(secs[0]),
+    }
 
 
-def suggestions_table(model: EmbeddingDotBias, devices: list[LocalData], centres: np.ndarray | None,
-                      users: list[int], n: int, label: str) -> pd.DataFrame:
+def suggestions_table(
+    model: EmbeddingDotBias, devices: list[LocalData], centres: np.ndarray | None, users: list[int], n: int, label: str
+) -> pd.DataFrame:
     """Top-``n`` items for each of ``users`` with the predicted gain over their mean mood."""
     rows = []
     for u in users:
         mean = float(devices[u].rows(centres).part("train")[1].mean())
         for rank, (item, pred, gain) in enumerate(top_items(model, u, mean, n), start=1):
             centre = None if centres is None else centres[item]
-            rows.append({"model": label, "user": u, "rank": rank, "item": item,
-                         "activities": describe_centre(centre, item), "predicted_mood": pred,
-                         "gain_over_mean": gain, "user_mean_mood": mean})
+            rows.append(
+                {
+                    "model": label,
+                    "user": u,
+                    "rank": rank,
+                    "item": item,
+                    "activities": describe_centre(centre, item),
+                    "predicted_mood": pred,
+                    "gain_over_mean": gain,
+                    "user_mean_mood": mean,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -146,9 +170,18 @@ def federated_suggestions(run: FederatedRun) -> pd.DataFrame:
     for s in sorted(run.suggestions, key=lambda s: s["user"]):
         for rank, (item, pred, gain) in enumerate(zip(s["items"], s["predicted"], s["gain"], strict=True), 1):
             centre = None if run.centres is None else run.centres[item]
-            rows.append({"model": FEDERATED, "user": s["user"], "rank": rank, "item": item,
-                         "activities": describe_centre(centre, item), "predicted_mood": pred,
-                         "gain_over_mean": gain, "user_mean_mood": s["user-mean"]})
+            rows.append(
+                {
+                    "model": FEDERATED,
+                    "user": s["user"],
+                    "rank": rank,
+                    "item": item,
+                    "activities": describe_centre(centre, item),
+                    "predicted_mood": pred,
+                    "gain_over_mean": gain,
+                    "user_mean_mood": s["user-mean"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -164,18 +197,30 @@ def run_comparison(cfg: dict, out_dir: str | Path | None, progress: bool = True)
     metrics = pd.concat([metrics_table(CENTRAL, central.rounds), metrics_table(FEDERATED, fed.rounds)])
     summary = pd.DataFrame([summary_row(CENTRAL, central.rounds), summary_row(FEDERATED, fed.rounds)])
     c, f = summary.iloc[0], summary.iloc[1]
-    extra = {"val_mse_ratio": f["val_mse"] / c["val_mse"],
-             "time_per_epoch_ratio": f["sec_per_epoch"] / c["sec_per_epoch"],
-             "cluster_ari": np.nan, "fed_cluster_iterations": fed.cluster_iterations}
+    extra = {
+        "val_mse_ratio": f["val_mse"] / c["val_mse"],
+        "time_per_epoch_ratio": f["sec_per_epoch"] / c["sec_per_epoch"],
+        "cluster_ari": np.nan,
+        "fed_cluster_iterations": fed.cluster_iterations,
+    }
     if central.centres is not None:
         all_frags = np.concatenate([d.fragments for d in devices])
         extra["cluster_ari"] = agreement(central.labels, assign(all_frags, fed.centres))
     users = list(range(min(int(cfg["suggest_users"]), len(devices))))
-    sugg = pd.concat([suggestions_table(central.model, devices, central.centres, users,
-                                        int(cfg["n_suggestions"]), CENTRAL),
-                      federated_suggestions(fed)])
-    result = {"summary": summary, "metrics": metrics, "extra": extra, "suggestions": sugg,
-              "central": central, "federated": fed}
+    sugg = pd.concat(
+        [
+            suggestions_table(central.model, devices, central.centres, users, int(cfg["n_suggestions"]), CENTRAL),
+            federated_suggestions(fed),
+        ]
+    )
+    result = {
+        "summary": summary,
+        "metrics": metrics,
+        "extra": extra,
+        "suggestions": sugg,
+        "central": central,
+        "federated": fed,
+    }
     if writer:
         writer.table("metrics", metrics)
         writer.table("summary", summary)

@@ -36,8 +36,11 @@ class Batches:
 
     @classmethod
     def from_numpy(cls, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> Batches:
-        return cls(torch.as_tensor(users, dtype=torch.long), torch.as_tensor(items, dtype=torch.long),
-                   torch.as_tensor(ratings, dtype=torch.float32))
+        return cls(
+            torch.as_tensor(users, dtype=torch.long),
+            torch.as_tensor(items, dtype=torch.long),
+            torch.as_tensor(ratings, dtype=torch.float32),
+        )
 
     def __len__(self) -> int:
         return len(self.ratings)
@@ -50,21 +53,30 @@ def steps_per_epoch(n_rows: int, batch_size: int) -> int:
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """fastai's Adam with decoupled weight decay."""
-    return torch.optim.AdamW(model.parameters(), lr=cfg.lr_max / cfg.div_factor, betas=(0.9, 0.99),
-                             eps=1e-5, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr_max / cfg.div_factor, betas=(0.9, 0.99), eps=1e-5, weight_decay=cfg.weight_decay
+    )
 
 
-def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int,
-                   start_step: int = 0) -> torch.optim.lr_scheduler.OneCycleLR:
+def make_scheduler(
+    opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, start_step: int = 0
+) -> torch.optim.lr_scheduler.OneCycleLR:
     """One-cycle schedule over ``total_steps``, positioned at ``start_step``.
 
     A federated client runs one slice of the whole-run schedule each round; ``OneCycleLR`` computes
     the rate from its step counter alone, so it is positioned by setting that counter.
     """
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr_max, total_steps=total_steps, pct_start=cfg.pct_start,
-        anneal_strategy="cos", div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor,
-        cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+        opt,
+        max_lr=cfg.lr_max,
+        total_steps=total_steps,
+        pct_start=cfg.pct_start,
+        anneal_strategy="cos",
+        div_factor=cfg.div_factor,
+        final_div_factor=cfg.final_div_factor,
+        cycle_momentum=True,
+        base_momentum=0.85,
+        max_momentum=0.95,
     )
     if start_step > 0:
         sched.last_epoch = start_step - 1
@@ -73,15 +85,20 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: in
     return sched
 
 
-def train_epoch(model: nn.Module, data: Batches, opt: torch.optim.Optimizer,
-                sched: torch.optim.lr_scheduler.LRScheduler | None, batch_size: int,
-                generator: torch.Generator) -> float:
+def train_epoch(
+    model: nn.Module,
+    data: Batches,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler | None,
+    batch_size: int,
+    generator: torch.Generator,
+) -> float:
     """One pass over ``data`` in shuffled mini-batches; returns the mean training MSE."""
     model.train()
     perm = torch.randperm(len(data), generator=generator)
     total, n = 0.0, 0
     for start in range(0, len(data), batch_size):
-        idx = perm[start:start + batch_size]
+        idx = perm[start : start + batch_size]
         pred = model(data.users[idx], data.items[idx])
         loss = nn.functional.mse_loss(pred, data.ratings[idx])
         opt.zero_grad(set_to_none=True)

@@ -18,8 +18,6 @@ client's number of validation examples, not training examples. :func:`validation
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from flwr.app import ConfigRecord, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, Result

@@ -42,29 +42,41 @@ LOCATIONS: dict[int, str] = {
 #: Activities in a fixed order; a config taking the first ``n`` keeps the core daily ones.
 ACTIVITIES: tuple[Activity, ...] = (
     Activity(110, "Sleep", "sleep"),
-    Activity(1110, "Working time in main job", "work", apps=("com.microsoft.teams",
-             "com.google.android.gm"), sites=("docs.google.com",), place=13),
+    Activity(
+        1110,
+        "Working time in main job",
+        "work",
+        apps=("com.microsoft.teams", "com.google.android.gm"),
+        sites=("docs.google.com",),
+        place=13,
+    ),
     Activity(210, "Eating", "personal"),
-    Activity(7241, "Social media", "phone", apps=("com.instagram.android",
-             "com.twitter.android", "com.facebook.katana")),
+    Activity(
+        7241, "Social media", "phone", apps=("com.instagram.android", "com.twitter.android", "com.facebook.katana")
+    ),
     Activity(8320, "Listening to recordings (music)", "leisure", apps=("com.spotify.music",)),
-    Activity(6110, "Walking and hiking", "leisure", apps=("com.google.android.apps.fitness",),
-             place=18),
-    Activity(8220, "Watching video", "leisure", apps=("com.google.android.youtube",
-             "com.netflix.mediaclient")),
+    Activity(6110, "Walking and hiking", "leisure", apps=("com.google.android.apps.fitness",), place=18),
+    Activity(8220, "Watching video", "leisure", apps=("com.google.android.youtube", "com.netflix.mediaclient")),
     Activity(5110, "Socialising with family", "leisure", place=11),
-    Activity(7231, "Browsing the internet", "phone", apps=("com.android.chrome",),
-             sites=("www.bbc.co.uk", "en.wikipedia.org", "www.theguardian.com")),
-    Activity(5140, "Telephone conversation", "phone", apps=("com.google.android.dialer",),
-             calls=True),
-    Activity(5141, "Text messaging", "phone", apps=("com.google.android.apps.messaging",),
-             texts=True),
+    Activity(
+        7231,
+        "Browsing the internet",
+        "phone",
+        apps=("com.android.chrome",),
+        sites=("www.bbc.co.uk", "en.wikipedia.org", "www.theguardian.com"),
+    ),
+    Activity(5140, "Telephone conversation", "phone", apps=("com.google.android.dialer",), calls=True),
+    Activity(5141, "Text messaging", "phone", apps=("com.google.android.apps.messaging",), texts=True),
     Activity(8210, "Watching TV", "leisure", apps=("com.bbc.iplayer",)),
-    Activity(5120, "Visiting and receiving visitors", "leisure", apps=("com.whatsapp",),
-             place=14),
-    Activity(3721, "Shopping (online and in shops)", "leisure",
-             apps=("com.amazon.mShop.android.shopping",), sites=("www.amazon.co.uk",),
-             place=19),
+    Activity(5120, "Visiting and receiving visitors", "leisure", apps=("com.whatsapp",), place=14),
+    Activity(
+        3721,
+        "Shopping (online and in shops)",
+        "leisure",
+        apps=("com.amazon.mShop.android.shopping",),
+        sites=("www.amazon.co.uk",),
+        place=19,
+    ),
     Activity(8120, "Reading books", "leisure", apps=("com.amazon.kindle",)),
     Activity(6120, "Jogging and running", "leisure", apps=("com.strava",), place=18),
 )
@@ -78,8 +90,5 @@ SLOTS_PER_HOUR = 60 // SLOT_MINUTES
 def activity_set(n_activities: int) -> tuple[Activity, ...]:
     """The first ``n_activities`` activities of :data:`ACTIVITIES` (sleep, work, eating first)."""
     if not MIN_ACTIVITIES <= n_activities <= len(ACTIVITIES):
-        raise ValueError(
-            f"n_activities must be between {MIN_ACTIVITIES} and {len(ACTIVITIES)}, "
-            f"got {n_activities}"
-        )
+        raise ValueError(f"n_activities must be between {MIN_ACTIVITIES} and {len(ACTIVITIES)}, got {n_activities}")
     return ACTIVITIES[:n_activities]

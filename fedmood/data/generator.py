@@ -85,7 +85,10 @@ def _choose(rng: np.random.Generator, idx: list[int], aff_row: np.ndarray, temp:
 
 
 def _day_slots(
-    rng: np.random.Generator, acts: tuple[Activity, ...], aff_row: np.ndarray, weekday: bool,
+    rng: np.random.Generator,
+    acts: tuple[Activity, ...],
+    aff_row: np.ndarray,
+    weekday: bool,
     interruption_prob: float,
 ) -> np.ndarray:
     """Activity index per 10-minute slot of one day (24 x SLOTS_PER_HOUR)."""
@@ -120,8 +123,12 @@ def _iso(date: dt.date, hour: int, minute: float) -> str:
 
 
 def _events(
-    rng: np.random.Generator, acts: tuple[Activity, ...], slots: np.ndarray, date: dt.date,
-    home: tuple[float, float], places: dict[int, tuple[float, float]],
+    rng: np.random.Generator,
+    acts: tuple[Activity, ...],
+    slots: np.ndarray,
+    date: dt.date,
+    home: tuple[float, float],
+    places: dict[int, tuple[float, float]],
 ) -> dict[str, list[dict]]:
     """Phone events consistent with the day's slots."""
     ev: dict[str, list[dict]] = {"apps": [], "web": [], "calls": [], "sms": [], "locations": []}
@@ -131,37 +138,48 @@ def _events(
             t0 = s * SLOT_MINUTES + rng.uniform(0, 3)
             if s == 0 or a.kind != "sleep":
                 lat, lon = places.get(a.place, home)
-                ev["locations"].append({
-                    "time": _iso(date, h, t0), "lat": round(lat + rng.normal(0, 2e-4), 6),
-                    "lon": round(lon + rng.normal(0, 2e-4), 6), "place": a.place,
-                    "accuracy_m": round(float(rng.uniform(5, 40)), 1),
-                })
+                ev["locations"].append(
+                    {
+                        "time": _iso(date, h, t0),
+                        "lat": round(lat + rng.normal(0, 2e-4), 6),
+                        "lon": round(lon + rng.normal(0, 2e-4), 6),
+                        "place": a.place,
+                        "accuracy_m": round(float(rng.uniform(5, 40)), 1),
+                    }
+                )
             if a.apps:
                 dur = rng.uniform(2, SLOT_MINUTES - 3.5)
-                ev["apps"].append({"start": _iso(date, h, t0), "end": _iso(date, h, t0 + dur),
-                                   "package": str(rng.choice(a.apps))})
+                ev["apps"].append(
+                    {"start": _iso(date, h, t0), "end": _iso(date, h, t0 + dur), "package": str(rng.choice(a.apps))}
+                )
             if a.sites:
                 page = int(rng.integers(1, 10_000))
-                ev["web"].append({"time": _iso(date, h, t0 + 0.5),
-                                  "url": f"https://{rng.choice(a.sites)}/page/{page}"})
+                ev["web"].append({"time": _iso(date, h, t0 + 0.5), "url": f"https://{rng.choice(a.sites)}/page/{page}"})
             if a.calls:
-                ev["calls"].append({"time": _iso(date, h, t0), "contact": f"c{rng.integers(1, 40):03d}",
-                                    "direction": str(rng.choice(["incoming", "outgoing"])),
-                                    "duration_s": int(rng.integers(20, 420))})
+                ev["calls"].append(
+                    {
+                        "time": _iso(date, h, t0),
+                        "contact": f"c{rng.integers(1, 40):03d}",
+                        "direction": str(rng.choice(["incoming", "outgoing"])),
+                        "duration_s": int(rng.integers(20, 420)),
+                    }
+                )
             if a.texts:
-                ev["sms"].append({"time": _iso(date, h, t0), "contact": f"c{rng.integers(1, 40):03d}",
-                                  "direction": str(rng.choice(["incoming", "outgoing"]))})
+                ev["sms"].append(
+                    {
+                        "time": _iso(date, h, t0),
+                        "contact": f"c{rng.integers(1, 40):03d}",
+                        "direction": str(rng.choice(["incoming", "outgoing"])),
+                    }
+                )
     return ev
 
 
-def _moods(
-    rng: np.random.Generator, slots: np.ndarray, aff_row: np.ndarray, cfg: GeneratorConfig
-) -> list[float]:
+def _moods(rng: np.random.Generator, slots: np.ndarray, aff_row: np.ndarray, cfg: GeneratorConfig) -> list[float]:
     signal = aff_row[slots].mean(axis=1) + rng.normal(scale=cfg.mood_noise, size=24)
     if cfg.mood_scale == "continuous":
         return [round(float(v), 4) for v in np.clip(signal, -1.0, 1.0)]
-    return [int(v) for v in np.where(signal > cfg.neutral_band, 1,
-                                     np.where(signal < -cfg.neutral_band, -1, 0))]
+    return [int(v) for v in np.where(signal > cfg.neutral_band, 1, np.where(signal < -cfg.neutral_band, -1, 0))]
 
 
 def generate_day_logs(cfg: GeneratorConfig) -> tuple[dict[str, list[dict]], np.ndarray]:
@@ -174,18 +192,25 @@ def generate_day_logs(cfg: GeneratorConfig) -> tuple[dict[str, list[dict]], np.n
     for u in range(cfg.n_users):
         urng = np.random.default_rng([cfg.seed, u])
         home = (_BASE_LAT + urng.normal(0, 0.03), _BASE_LON + urng.normal(0, 0.05))
-        places = {code: (home[0] + urng.normal(0, 0.02), home[1] + urng.normal(0, 0.03))
-                  for code in (13, 14, 15, 18, 19)}
+        places = {
+            code: (home[0] + urng.normal(0, 0.02), home[1] + urng.normal(0, 0.03)) for code in (13, 14, 15, 18, 19)
+        }
         days = []
         for d in range(cfg.n_days):
             date = start + dt.timedelta(days=d)
             slots = _day_slots(urng, acts, aff[u], date.weekday() < 5, cfg.interruption_prob)
             moods = _moods(urng, slots, aff[u], cfg)
-            log = {"format": LOG_FORMAT, "user_id": user_id(u), "date": date.isoformat(),
-                   "timezone": "Europe/London", "slot_minutes": SLOT_MINUTES}
+            log = {
+                "format": LOG_FORMAT,
+                "user_id": user_id(u),
+                "date": date.isoformat(),
+                "timezone": "Europe/London",
+                "slot_minutes": SLOT_MINUTES,
+            }
             log.update(_events(urng, acts, slots, date, home, places))
-            log["hours"] = [{"hour": h, "activities": [acts[i].code for i in slots[h]],
-                             "mood": moods[h]} for h in range(24)]
+            log["hours"] = [
+                {"hour": h, "activities": [acts[i].code for i in slots[h]], "mood": moods[h]} for h in range(24)
+            ]
             days.append(log)
         out[user_id(u)] = days
     return out, aff
@@ -210,8 +235,11 @@ def write_day_logs(cfg: GeneratorConfig, out_dir: str | Path) -> Path:
             for log in days:
                 (tmp / uid / f"{log['date']}.json").write_text(json.dumps(log, separators=(",", ":")))
         acts = activity_set(cfg.n_activities)
-        meta = {"config": asdict(cfg), "activity_codes": [a.code for a in acts],
-                "true_affinity": np.round(aff, 5).tolist()}
+        meta = {
+            "config": asdict(cfg),
+            "activity_codes": [a.code for a in acts],
+            "true_affinity": np.round(aff, 5).tolist(),
+        }
         (tmp / "_generator.json").write_text(json.dumps(meta, indent=1))
         os.replace(tmp, out)
     except BaseException:
@@ -226,6 +254,7 @@ def ensure_generated(cfg: GeneratorConfig, cache_dir: str | Path) -> Path:
     if not out.exists():
         try:
             write_day_logs(cfg, out)
-        except FileExistsError:  # another process generated it meanwhile
-            pass
+        except OSError:
+            if not out.is_dir():  # not merely another process that generated it meanwhile
+                raise
     return out

@@ -77,8 +77,7 @@ def load_local_data(data_cfg: dict, user: int, seed: int) -> LocalData:
         return _from_rows(users[user])
     folders = user_folders(data_cfg["logs_dir"])
     if not 0 <= user < len(folders):
-        raise IndexError(f"device {user} has no user folder ({len(folders)} users in "
-                         f"{data_cfg['logs_dir']})")
+        raise IndexError(f"device {user} has no user folder ({len(folders)} users in {data_cfg['logs_dir']})")
     return _from_fragments(user, folders[user], data_cfg["val_frac"], seed)
 
 

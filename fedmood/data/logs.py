@@ -115,8 +115,7 @@ def parse_day_log(path: str | Path, doc: dict) -> DayLog:
         seen[h] = True
         codes = _require(path, entry, "activities", list, where)
         if len(codes) != SLOTS_PER_HOUR:
-            raise LogFormatError(path, where + "activities",
-                                 f"expected {SLOTS_PER_HOUR} slots, got {len(codes)}")
+            raise LogFormatError(path, where + "activities", f"expected {SLOTS_PER_HOUR} slots, got {len(codes)}")
         for s, c in enumerate(codes):
             if isinstance(c, bool) or not isinstance(c, int) or c not in ACTIVITY_BY_CODE:
                 raise LogFormatError(path, f"{where}activities[{s}]", f"unknown activity code {c!r}")
@@ -162,6 +161,5 @@ def read_user_logs(folder: str | Path) -> list[DayLog]:
     logs = [read_day_log(f) for f in files]
     for f, log in zip(files, logs, strict=True):
         if log.user_id != logs[0].user_id:
-            raise LogFormatError(f, "user_id", f"{log.user_id!r} differs from {logs[0].user_id!r} "
-                                 f"in the same folder")
+            raise LogFormatError(f, "user_id", f"{log.user_id!r} differs from {logs[0].user_id!r} in the same folder")
     return logs

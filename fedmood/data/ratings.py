@@ -36,8 +36,7 @@ class UserRatings:
         return self.items[idx], self.ratings[idx]
 
 
-def make_user_ratings(user: int, items: np.ndarray, ratings: np.ndarray, val_frac: float,
-                      seed: int) -> UserRatings:
+def make_user_ratings(user: int, items: np.ndarray, ratings: np.ndarray, val_frac: float, seed: int) -> UserRatings:
     """Wrap a user's rows with their seeded train/validation split."""
     train, val = split_indices(len(items), val_frac, seed, user)
     return UserRatings(user, np.asarray(items, np.int64), np.asarray(ratings, np.float32), train, val)
@@ -70,13 +69,13 @@ def read_ratings_table(path: str | Path) -> pd.DataFrame:
                 continue
             cols = line.rstrip("\r\n").split(sep)
             if len(cols) < 3:
-                raise RatingsFormatError(f"{path}: line {lineno}: expected 3 fields "
-                                         f"(user, item, rating), got {len(cols)}")
+                raise RatingsFormatError(
+                    f"{path}: line {lineno}: expected 3 fields (user, item, rating), got {len(cols)}"
+                )
             try:
                 rating = float(cols[2])
             except ValueError:
-                raise RatingsFormatError(f"{path}: line {lineno}: field 'rating': "
-                                         f"not a number: {cols[2]!r}") from None
+                raise RatingsFormatError(f"{path}: line {lineno}: field 'rating': not a number: {cols[2]!r}") from None
             if not np.isfinite(rating):
                 raise RatingsFormatError(f"{path}: line {lineno}: field 'rating': {cols[2]!r}")
             for name, val in (("user", cols[0]), ("item", cols[1])):
@@ -95,8 +94,9 @@ def index_ratings(df: pd.DataFrame, val_frac: float, seed: int) -> tuple[list[Us
     item_id = {v: i for i, v in enumerate(item_labels)}
     groups = dict(tuple(df.groupby("user", sort=False)))
     out = [
-        make_user_ratings(u, groups[label]["item"].map(item_id).to_numpy(),
-                          groups[label]["rating"].to_numpy(), val_frac, seed)
+        make_user_ratings(
+            u, groups[label]["item"].map(item_id).to_numpy(), groups[label]["rating"].to_numpy(), val_frac, seed
+        )
         for u, label in enumerate(users)
     ]
     return out, len(item_labels), item_labels

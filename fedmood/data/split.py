@@ -17,7 +17,7 @@ def split_indices(n: int, val_frac: float, seed: int, user: int = 0) -> tuple[np
     if not 0.0 <= val_frac < 1.0:
         raise ValueError(f"val_frac must be in [0, 1), got {val_frac}")
     perm = np.random.default_rng([seed, user, 0x5EED]).permutation(n)
-    n_val = int(round(val_frac * n))
+    n_val = round(val_frac * n)
     if n >= 2 and val_frac > 0:
         n_val = min(max(n_val, 1), n - 1)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])

@@ -67,11 +67,14 @@ def local_model(cfg: dict, n_items: int, context: Context, user: int) -> Embeddi
     return model
 
 
-def _load_global(model: EmbeddingDotBias, arrays: ArrayRecord) -> None:
+def global_model(cfg: dict, arrays: ArrayRecord, context: Context, user: int) -> EmbeddingDotBias:
+    """The user's model with the received global item parameters loaded."""
     state = arrays.to_torch_state_dict()
     if set(state) != set(GLOBAL_KEYS):
         raise ValueError(f"expected global arrays {GLOBAL_KEYS}, got {sorted(state)}")
+    model = local_model(cfg, state["item_factors.weight"].shape[0], context, user)
     model.load_state_dict(state, strict=False)
+    return model
 
 
 def _split_batches(rows, split: str) -> Batches:
@@ -86,10 +89,7 @@ def train_on_device(msg: Message, context: Context, cfg: dict) -> Message:
     data = device_data(cfg, context)
     config = msg.content["config"]
     rows = data.rows(centres_from_config(config))
-    arrays = msg.content["arrays"]
-    n_items = arrays["item_factors.weight"].shape[0]
-    model = local_model(cfg, n_items, context, data.user)
-    _load_global(model, arrays)
+    model = global_model(cfg, msg.content["arrays"], context, data.user)
     metrics: dict[str, float] = {}
     val = _split_batches(rows, "val")
     if config.get("evaluate-first", False) and len(val):
@@ -109,8 +109,7 @@ def train_on_device(msg: Message, context: Context, cfg: dict) -> Message:
     state = model.state_dict()
     context.state[LOCAL_STATE_KEY] = ArrayRecord({k: state[k] for k in LOCAL_KEYS})
     metrics[CLIENT_SECONDS] = time.perf_counter() - t_start
-    content = RecordDict({"arrays": ArrayRecord({k: state[k] for k in GLOBAL_KEYS}),
-                          "metrics": MetricRecord(metrics)})
+    content = RecordDict({"arrays": ArrayRecord({k: state[k] for k in GLOBAL_KEYS}), "metrics": MetricRecord(metrics)})
     return Message(content, reply_to=msg)
 
 
@@ -119,22 +118,27 @@ def evaluate_on_device(msg: Message, context: Context, cfg: dict) -> Message:
     torch.set_num_threads(1)
     data = device_data(cfg, context)
     rows = data.rows(centres_from_config(msg.content["config"]))
-    arrays = msg.content["arrays"]
-    model = local_model(cfg, arrays["item_factors.weight"].shape[0], context, data.user)
-    _load_global(model, arrays)
+    model = global_model(cfg, msg.content["arrays"], context, data.user)
     val = _split_batches(rows, "val")
     mse = evaluate_mse(model, val) if len(val) else 0.0
-    return Message(RecordDict({"metrics": MetricRecord({"val_mse": mse, "num-examples": float(len(val))})}),
-                   reply_to=msg)
+    return Message(
+        RecordDict({"metrics": MetricRecord({"val_mse": mse, "num-examples": float(len(val))})}), reply_to=msg
+    )
 
 
-def suggest_on_device(data: LocalData, model: EmbeddingDotBias, centres: np.ndarray | None,
-                      n: int) -> ConfigRecord:
+def suggest_on_device(data: LocalData, model: EmbeddingDotBias, centres: np.ndarray | None, n: int) -> ConfigRecord:
     """This user's top-``n`` items from the global item and the local user parameters."""
     mean = float(data.rows(centres).part("train")[1].mean())
     top = top_items(model, 0, mean, n)
-    return ConfigRecord({"user": data.user, "user-mean": mean, "items": [t[0] for t in top],
-                         "predicted": [t[1] for t in top], "gain": [t[2] for t in top]})
+    return ConfigRecord(
+        {
+            "user": data.user,
+            "user-mean": mean,
+            "items": [t[0] for t in top],
+            "predicted": [t[1] for t in top],
+            "gain": [t[2] for t in top],
+        }
+    )
 
 
 def query_on_device(msg: Message, context: Context, cfg: dict) -> Message:
@@ -147,11 +151,10 @@ def query_on_device(msg: Message, context: Context, cfg: dict) -> Message:
     if stage == "suggest":
         if data.user not in list(config["users"]):
             return Message(RecordDict({}), reply_to=msg)
-        arrays = msg.content["arrays"]
-        model = local_model(cfg, arrays["item_factors.weight"].shape[0], context, data.user)
-        _load_global(model, arrays)
-        return Message(RecordDict({"suggestions": suggest_on_device(data, model, centres, int(config["n"]))}),
-                       reply_to=msg)
+        model = global_model(cfg, msg.content["arrays"], context, data.user)
+        return Message(
+            RecordDict({"suggestions": suggest_on_device(data, model, centres, int(config["n"]))}), reply_to=msg
+        )
     if data.fragments is None:
         raise ValueError("this device holds a ratings table, not fragments: nothing to cluster")
     if stage == "histograms":

@@ -54,8 +54,9 @@ class MoodFedAvg(FailLoudly, DeferredEvalFedAvg):
         return arrays, metrics
 
 
-def _query_all(grid: Grid, node_ids: list[int], config: ConfigRecord, timeout: float,
-               arrays: ArrayRecord | None = None) -> list[RecordDict]:
+def _query_all(
+    grid: Grid, node_ids: list[int], config: ConfigRecord, timeout: float, arrays: ArrayRecord | None = None
+) -> list[RecordDict]:
     content = {"config": config} | ({"arrays": arrays} if arrays is not None else {})
     msgs = [Message(RecordDict(content), dst_node_id=n, message_type="query") for n in node_ids]
     replies = check_replies("query", 0, len(msgs), grid.send_and_receive(msgs, timeout=timeout))
@@ -66,8 +67,9 @@ def _centres_config(centres: np.ndarray) -> dict:
     return {"centres": [int(v) for v in centres.ravel()], "n-slots": int(centres.shape[1])}
 
 
-def federated_clustering(grid: Grid, node_ids: list[int], k: int, max_iter: int, seed: int,
-                         timeout: float) -> tuple[np.ndarray, int]:
+def federated_clustering(
+    grid: Grid, node_ids: list[int], k: int, max_iter: int, seed: int, timeout: float
+) -> tuple[np.ndarray, int]:
     """Federated k-modes over the nodes' fragments; returns ``(centres, iterations)``."""
     stats = _query_all(grid, node_ids, ConfigRecord({"stage": "histograms"}), timeout)
     marg = sum(r["stats"]["marginals"].numpy() for r in stats)
@@ -119,7 +121,8 @@ def run_federated(grid: Grid, cfg: dict) -> FederatedRun:
     if cfg["data"]["source"] != "ratings":
         t0 = time.perf_counter()
         run.centres, run.cluster_iterations = federated_clustering(
-            grid, node_ids, n_items, int(cfg["data"]["cluster_max_iter"]), int(cfg["seed"]), timeout)
+            grid, node_ids, n_items, int(cfg["data"]["cluster_max_iter"]), int(cfg["seed"]), timeout
+        )
         run.cluster_seconds = time.perf_counter() - t0
         train_config = _centres_config(run.centres)
     num_rounds = int(fed["num_rounds"])
@@ -130,39 +133,57 @@ def run_federated(grid: Grid, cfg: dict) -> FederatedRun:
         train_hist[rnd] = metrics
         if metrics is not None:
             val = metrics.get("val-sse", float("nan")) / max(metrics.get("val-n", 0.0), 1.0)
-            print(f"[federated] round {rnd}/{num_rounds} train_mse={metrics['train_mse']:.4f}"
-                  + (f" val_mse(round {rnd - 1})={val:.4f}" if rnd > 1 else ""), flush=True)
+            print(
+                f"[federated] round {rnd}/{num_rounds} train_mse={metrics['train_mse']:.4f}"
+                + (f" val_mse(round {rnd - 1})={val:.4f}" if rnd > 1 else ""),
+                flush=True,
+            )
 
     def timestamp(rnd: int, arrays: ArrayRecord) -> None:
         stamps.append(time.perf_counter())
 
-    strategy = MoodFedAvg(on_round, num_rounds=num_rounds, fraction_train=1.0, fraction_evaluate=1.0,
-                          min_train_nodes=n_users, min_evaluate_nodes=n_users,
-                          min_available_nodes=n_users)
-    result = strategy.start(grid=grid, initial_arrays=initial_item_arrays(cfg, n_items),
-                            num_rounds=num_rounds, timeout=timeout,
-                            train_config=ConfigRecord(train_config),
-                            evaluate_config=ConfigRecord(train_config), evaluate_fn=timestamp)
+    strategy = MoodFedAvg(
+        on_round,
+        num_rounds=num_rounds,
+        fraction_train=1.0,
+        fraction_evaluate=1.0,
+        min_train_nodes=n_users,
+        min_evaluate_nodes=n_users,
+        min_available_nodes=n_users,
+    )
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=initial_item_arrays(cfg, n_items),
+        num_rounds=num_rounds,
+        timeout=timeout,
+        train_config=ConfigRecord(train_config),
+        evaluate_config=ConfigRecord(train_config),
+        evaluate_fn=timestamp,
+    )
     val = validation_history(result, num_rounds)
     for rnd in range(1, num_rounds + 1):
         m = train_hist.get(rnd) or {}
-        run.rounds.append({"round": rnd, "train_mse": float(m.get("train_mse", np.nan)),
-                           "val_mse": val.get(rnd, np.nan), "seconds": stamps[rnd] - stamps[rnd - 1],
-                           "client_seconds": float(m.get(CLIENT_SECONDS, np.nan)),
-                           "fit_seconds": float(m.get(FIT_SECONDS, np.nan))})
+        run.rounds.append(
+            {
+                "round": rnd,
+                "train_mse": float(m.get("train_mse", np.nan)),
+                "val_mse": val.get(rnd, np.nan),
+                "seconds": stamps[rnd] - stamps[rnd - 1],
+                "client_seconds": float(m.get(CLIENT_SECONDS, np.nan)),
+                "fit_seconds": float(m.get(FIT_SECONDS, np.nan)),
+            }
+        )
     run.item_state = {k: v.numpy() for k, v in result.arrays.items()}
     demo_users = list(range(min(int(cfg["suggest_users"]), n_users)))
     if demo_users:
-        query = ConfigRecord({"stage": "suggest", "users": demo_users, "n": int(cfg["n_suggestions"]),
-                              **train_config})
+        query = ConfigRecord({"stage": "suggest", "users": demo_users, "n": int(cfg["n_suggestions"]), **train_config})
         for reply in _query_all(grid, node_ids, query, timeout, arrays=result.arrays):
             if "suggestions" in reply:
                 run.suggestions.append(dict(reply["suggestions"]))
     return run
 
 
-def build_server_app(cfg_fn: Callable[[Context], dict],
-                     on_done: Callable[[FederatedRun, dict], None]) -> ServerApp:
+def build_server_app(cfg_fn: Callable[[Context], dict], on_done: Callable[[FederatedRun, dict], None]) -> ServerApp:
     """A ServerApp that runs :func:`run_federated` and hands the outcome to ``on_done``."""
     app = ServerApp()
 

@@ -1,0 +1,61 @@
+"""Shared fixtures: a small generated data set and a small experiment config."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from flwr.app import Context, Message, Metadata, RecordDict
+
+from fedmood.data.generator import GeneratorConfig, write_day_logs
+from fedmood.federated.run_config import compose_config
+
+SMALL = GeneratorConfig(n_users=6, n_days=4, seed=11)
+
+
+@pytest.fixture(scope="session")
+def small_logs(tmp_path_factory):
+    """6 users x 4 days of generated logs."""
+    return write_day_logs(SMALL, tmp_path_factory.mktemp("logs") / "small")
+
+
+@pytest.fixture
+def small_cfg(small_logs, tmp_path):
+    """The experiment config on the small logs, 3 clusters, 3 epochs/rounds."""
+    return compose_config(
+        [
+            "data=logs",
+            f"data.logs_dir={small_logs}",
+            "data.n_clusters=4",
+            "training.epochs=3",
+            f"results_root={tmp_path}/results",
+            "suggest_users=2",
+        ]
+    )
+
+
+def make_message(content: RecordDict, message_type: str, dst: int = 1) -> Message:
+    """An instruction Message built outside a run (public API only)."""
+    md = Metadata(
+        run_id=1,
+        message_id="",
+        src_node_id=0,
+        dst_node_id=dst,
+        reply_to_message_id="",
+        group_id="",
+        created_at=time.time(),
+        ttl=3600,
+        message_type=message_type,
+    )
+    return Message(content, metadata=md)
+
+
+def make_context(partition_id: int, n: int) -> Context:
+    """A node Context as the simulation engine would build it."""
+    return Context(
+        run_id=1,
+        node_id=partition_id + 1,
+        state=RecordDict(),
+        node_config={"partition-id": partition_id, "num-partitions": n},
+        run_config={},
+    )
