@@ -242,4 +242,5 @@ def write_federated_only(run: FederatedRun, cfg: dict) -> Path:
     writer.table("metrics", metrics)
     writer.table("summary", pd.DataFrame([summary_row(FEDERATED, run.rounds)]))
     writer.figure("mse_federated", mse_curves(metrics, [FEDERATED], "Federated (Flower FedAvg)"))
+    print(f"results: {out}", flush=True)
     return out

@@ -41,6 +41,8 @@ def prepare_config(cfg: dict) -> dict:
     """Make paths absolute (apps may run elsewhere) and resolve the synthetic data folder."""
     from fedmood.data.generator import GeneratorConfig, ensure_generated
 
+    if not Path(cfg["results_root"]).is_absolute():
+        cfg["results_root"] = str(PROJECT_ROOT / cfg["results_root"])
     data = cfg["data"]
     for key in ("cache_dir", "logs_dir", "ratings_path"):
         if data.get(key) and not Path(data[key]).is_absolute():
