@@ -128,7 +128,7 @@ def metrics_table(model: str, rounds: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary_row(model: str, rounds: list[dict], skip_first: bool = False) -> dict:
+def summary_row(model: str, rounds: list[dict]) -> dict:
     """Table I analogue: last train/val MSE and mean seconds per epoch."""
     secs = [r["seconds"] for r in rounds]
     return {

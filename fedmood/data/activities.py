@@ -10,7 +10,7 @@ generator writes consistent app, web, call, text and place events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,6 @@ class Activity:
     place: int = 11  # UKTUS location code where it usually happens
     calls: bool = False
     texts: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 #: UKTUS location ("where") codes used for GPS places.
