@@ -81,6 +81,12 @@ def initial_centres(marginals: np.ndarray, dominant: np.ndarray, k: int, seed: i
     return np.stack(centres).astype(np.int64)
 
 
+def centres_from_clients(clients: list[np.ndarray], k: int, n_values: int, seed: int) -> np.ndarray:
+    """:func:`initial_centres` from the summed histograms of each client's fragments."""
+    hists = [slot_histograms(x, n_values) for x in clients]
+    return initial_centres(sum(h[0] for h in hists), sum(h[1] for h in hists), k, seed)
+
+
 def kmodes_centralised(
     x: np.ndarray, init: np.ndarray, max_iter: int = 20, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -100,8 +106,7 @@ def federated_kmodes(
 
     Returns the final centres and the number of iterations used.
     """
-    hists = [slot_histograms(x, n_values) for x in clients]
-    centres = initial_centres(sum(h[0] for h in hists), sum(h[1] for h in hists), k, seed)
+    centres = centres_from_clients(clients, k, n_values, seed)
     for it in range(1, max_iter + 1):
         counts = sum(cluster_counts(x, centres, n_values) for x in clients)
         new = modes_from_counts(counts, centres)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fedmood.clustering import agreement, assign, initial_centres, kmodes_centralised, slot_histograms
+from fedmood.clustering import agreement, assign, centres_from_clients, kmodes_centralised
 from fedmood.data.fragments import N_CODES
 from fedmood.data.local import LocalData, data_shape, load_all_local_data
 from fedmood.data.ratings import stack
@@ -50,10 +50,9 @@ class CentralRun:
 
 def centralised_clustering(devices: list[LocalData], k: int, max_iter: int, seed: int):
     """k-modes on all fragments pooled, from the same starting centres as the federated run."""
-    x = np.concatenate([d.fragments for d in devices])
-    hists = [slot_histograms(d.fragments, N_CODES) for d in devices]
-    init = initial_centres(sum(h[0] for h in hists), sum(h[1] for h in hists), k, seed)
-    return kmodes_centralised(x, init, max_iter=max_iter, seed=seed)
+    frags = [d.fragments for d in devices]
+    init = centres_from_clients(frags, k, N_CODES, seed)
+    return kmodes_centralised(np.concatenate(frags), init, max_iter=max_iter, seed=seed)
 
 
 def run_centralised(cfg: dict, devices: list[LocalData], progress: bool = True) -> CentralRun:
@@ -140,6 +139,25 @@ def summary_row(model: str, rounds: list[dict]) -> dict:
     }
 
 
+def _suggestion_rows(
+    label: str, user: int, mean: float, top: list[tuple[int, float, float]], centres: np.ndarray | None
+) -> list[dict]:
+    """Table rows for one user's ranked ``(item, predicted mood, gain)`` suggestions."""
+    return [
+        {
+            "model": label,
+            "user": user,
+            "rank": rank,
+            "item": item,
+            "activities": describe_centre(None if centres is None else centres[item], item),
+            "predicted_mood": pred,
+            "gain_over_mean": gain,
+            "user_mean_mood": mean,
+        }
+        for rank, (item, pred, gain) in enumerate(top, start=1)
+    ]
+
+
 def suggestions_table(
     model: EmbeddingDotBias, devices: list[LocalData], centres: np.ndarray | None, users: list[int], n: int, label: str
 ) -> pd.DataFrame:
@@ -147,20 +165,7 @@ def suggestions_table(
     rows = []
     for u in users:
         mean = float(devices[u].rows(centres).part("train")[1].mean())
-        for rank, (item, pred, gain) in enumerate(top_items(model, u, mean, n), start=1):
-            centre = None if centres is None else centres[item]
-            rows.append(
-                {
-                    "model": label,
-                    "user": u,
-                    "rank": rank,
-                    "item": item,
-                    "activities": describe_centre(centre, item),
-                    "predicted_mood": pred,
-                    "gain_over_mean": gain,
-                    "user_mean_mood": mean,
-                }
-            )
+        rows += _suggestion_rows(label, u, mean, top_items(model, u, mean, n), centres)
     return pd.DataFrame(rows)
 
 
@@ -168,20 +173,8 @@ def federated_suggestions(run: FederatedRun) -> pd.DataFrame:
     """The suggestions the demo devices computed on-device, as a table."""
     rows = []
     for s in sorted(run.suggestions, key=lambda s: s["user"]):
-        for rank, (item, pred, gain) in enumerate(zip(s["items"], s["predicted"], s["gain"], strict=True), 1):
-            centre = None if run.centres is None else run.centres[item]
-            rows.append(
-                {
-                    "model": FEDERATED,
-                    "user": s["user"],
-                    "rank": rank,
-                    "item": item,
-                    "activities": describe_centre(centre, item),
-                    "predicted_mood": pred,
-                    "gain_over_mean": gain,
-                    "user_mean_mood": s["user-mean"],
-                }
-            )
+        top = list(zip(s["items"], s["predicted"], s["gain"], strict=True))
+        rows += _suggestion_rows(FEDERATED, s["user"], s["user-mean"], top, run.centres)
     return pd.DataFrame(rows)
 
 

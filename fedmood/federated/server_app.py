@@ -23,7 +23,14 @@ from flwr.serverapp import Grid, ServerApp
 from fedmood.clustering import initial_centres, modes_from_counts
 from fedmood.federated.run_config import config_from_context
 from fedmood.models import GLOBAL_KEYS, EmbeddingDotBias
-from strategies.deferred_eval import CLIENT_SECONDS, FIT_SECONDS, DeferredEvalFedAvg, validation_history
+from strategies.deferred_eval import (
+    CLIENT_SECONDS,
+    FIT_SECONDS,
+    VAL_N,
+    VAL_SSE,
+    DeferredEvalFedAvg,
+    validation_history,
+)
 from strategies.strict import FailLoudly, check_replies
 
 log = logging.getLogger("fedmood")
@@ -132,7 +139,7 @@ def run_federated(grid: Grid, cfg: dict) -> FederatedRun:
     def on_round(rnd: int, metrics: MetricRecord | None) -> None:
         train_hist[rnd] = metrics
         if metrics is not None:
-            val = metrics.get("val-sse", float("nan")) / max(metrics.get("val-n", 0.0), 1.0)
+            val = metrics.get(VAL_SSE, float("nan")) / max(metrics.get(VAL_N, 0.0), 1.0)
             print(
                 f"[federated] round {rnd}/{num_rounds} train_mse={metrics['train_mse']:.4f}"
                 + (f" val_mse(round {rnd - 1})={val:.4f}" if rnd > 1 else ""),
