@@ -30,6 +30,7 @@ from fedmood.training import (
     evaluate_mse,
     make_optimizer,
     make_scheduler,
+    shuffled_batches,
     steps_per_epoch,
     train_epoch,
 )
@@ -75,7 +76,7 @@ def run_centralised(cfg: dict, devices: list[LocalData], progress: bool = True) 
     gen = torch.Generator().manual_seed(seed)
     for epoch in range(1, tcfg.epochs + 1):
         t0 = time.perf_counter()
-        train_mse = train_epoch(model, train, opt, sched, tcfg.batch_size, gen)
+        train_mse = train_epoch(model, shuffled_batches(train, tcfg.batch_size, gen), opt, sched)
         val_mse = evaluate_mse(model, val)
         secs = time.perf_counter() - t0
         run.rounds.append({"round": epoch, "train_mse": train_mse, "val_mse": val_mse, "seconds": secs})

@@ -6,6 +6,7 @@ schedule (torch's ``OneCycleLR``) with momentum cycling, MSE loss, shuffled mini
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,10 @@ class Batches:
 
     def __len__(self) -> int:
         return len(self.ratings)
+
+    def take(self, idx: torch.Tensor) -> Batches:
+        """The rows at ``idx``."""
+        return Batches(self.users[idx], self.items[idx], self.ratings[idx])
 
 
 def steps_per_epoch(n_rows: int, batch_size: int) -> int:
@@ -85,29 +90,38 @@ def make_scheduler(
     return sched
 
 
+def shuffled_batches(data: Batches, batch_size: int, generator: torch.Generator) -> Iterator[Batches]:
+    """One epoch of shuffled mini-batches (every row once)."""
+    perm = torch.randperm(len(data), generator=generator)
+    for start in range(0, len(data), batch_size):
+        yield data.take(perm[start : start + batch_size])
+
+
 def train_epoch(
     model: nn.Module,
-    data: Batches,
+    batches: Iterable[Batches],
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler | None,
-    batch_size: int,
-    generator: torch.Generator,
 ) -> float:
-    """One pass over ``data`` in shuffled mini-batches; returns the mean training MSE."""
+    """One optimiser step per batch; returns the mean training MSE over the rows seen.
+
+    ``batches`` is :func:`shuffled_batches` for plain training or Poisson-sampled batches for
+    DP-SGD (:mod:`fedmood.privacy.dpsgd`), where a batch may be empty: the step still runs (the
+    DP optimiser adds its noise), but the empty batch adds nothing to the reported loss.
+    """
     model.train()
-    perm = torch.randperm(len(data), generator=generator)
     total, n = 0.0, 0
-    for start in range(0, len(data), batch_size):
-        idx = perm[start : start + batch_size]
-        pred = model(data.users[idx], data.items[idx])
-        loss = nn.functional.mse_loss(pred, data.ratings[idx])
+    for batch in batches:
+        pred = model(batch.users, batch.items)
+        loss = nn.functional.mse_loss(pred, batch.ratings)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if sched is not None:
             sched.step()
-        total += loss.item() * len(idx)
-        n += len(idx)
+        if len(batch):
+            total += loss.item() * len(batch)
+            n += len(batch)
     return total / max(n, 1)
 
 

@@ -12,36 +12,56 @@ identical and half the messages are saved. This strategy asks for exactly that:
 * a normal evaluate phase runs only after the last round.
 
 Validation metrics are aggregated as sums (``sum(val-sse) / sum(val-n)``), i.e. weighted by each
-client's number of validation examples, not training examples. :func:`validation_history` turns a
-``Result`` into ``{round: val_mse}`` for every round.
+client's number of validation examples, not training examples; per-client privacy figures
+(:data:`SPREAD_KEYS`) are reported as their maximum and mean over the clients.
+:func:`validation_history` turns a run's metrics into ``{round: val_mse}`` for every round.
+
+:class:`DeferredEvalFedAvg` is the Message-API strategy; :class:`DeferredEvalLegacyFedAvg` the
+same for the legacy path that SecAgg+ needs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flwr.app import ConfigRecord, MetricRecord, RecordDict
+from flwr.server.strategy import FedAvg as LegacyFedAvg
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg, Result
+from flwr.serverapp.strategy import FedAvg
 
 VAL_SSE, VAL_N = "val-sse", "val-n"
 #: Per-client seconds spent in the train handler and in the training loop (summed over clients).
 CLIENT_SECONDS, FIT_SECONDS = "client-seconds", "fit-seconds"
 SUMMED_KEYS = (VAL_SSE, VAL_N, CLIENT_SECONDS, FIT_SECONDS)
+#: Per-client values reported as ``<key>-max`` and ``<key>-mean`` (e.g. each client's DP-SGD ε).
+SPREAD_KEYS = ("dpsgd-epsilon", "dpsgd-delta")
+
+
+def combine_metrics(weighted: list[tuple[float, Mapping[str, float]]]) -> dict[str, float]:
+    """Weighted mean of the clients' metrics; :data:`SUMMED_KEYS` added up; :data:`SPREAD_KEYS` max/mean."""
+    total_w = float(sum(w for w, _ in weighted)) or 1.0
+    out: dict[str, float] = {}
+    spread: dict[str, list[float]] = {}
+    for w, metrics in weighted:
+        for key, val in metrics.items():
+            if key in SUMMED_KEYS:
+                out[key] = out.get(key, 0.0) + float(val)
+            elif key in SPREAD_KEYS:
+                spread.setdefault(key, []).append(float(val))
+            else:
+                out[key] = out.get(key, 0.0) + float(val) * w / total_w
+    for key, vals in spread.items():
+        out[f"{key}-max"], out[f"{key}-mean"] = max(vals), sum(vals) / len(vals)
+    return out
 
 
 def _aggregate_with_val_sums(records: list[RecordDict], weighting_key: str) -> MetricRecord:
-    """Weighted mean of the training metrics; the :data:`SUMMED_KEYS` added up."""
-    weights = [next(iter(r.metric_records.values()))[weighting_key] for r in records]
-    total_w = float(sum(weights))
-    out: dict[str, float] = {}
-    for rec, w in zip(records, weights, strict=True):
-        for key, val in next(iter(rec.metric_records.values())).items():
-            if key == weighting_key:
-                continue
-            if key in SUMMED_KEYS:
-                out[key] = out.get(key, 0.0) + float(val)
-            else:
-                out[key] = out.get(key, 0.0) + float(val) * w / total_w
-    return MetricRecord(out)
+    """Message-API ``train_metrics_aggr_fn`` around :func:`combine_metrics`."""
+    pairs = []
+    for rec in records:
+        metrics = dict(next(iter(rec.metric_records.values())))
+        pairs.append((float(metrics.pop(weighting_key)), metrics))
+    return MetricRecord(combine_metrics(pairs))
 
 
 class DeferredEvalFedAvg(FedAvg):
@@ -63,13 +83,43 @@ class DeferredEvalFedAvg(FedAvg):
         return super().configure_evaluate(server_round, arrays, config, grid)
 
 
-def validation_history(result: Result, num_rounds: int, key: str = "val_mse") -> dict[int, float]:
-    """``{round: validation MSE of that round's global model}`` from a DeferredEvalFedAvg run."""
+class DeferredEvalLegacyFedAvg(LegacyFedAvg):
+    """The legacy-API twin of :class:`DeferredEvalFedAvg` (for the SecAgg+ workflow).
+
+    ``fit_config`` is sent with every fit instruction, plus ``server-round`` and ``evaluate-first``.
+    """
+
+    def __init__(self, num_rounds: int, fit_config: dict | None = None, **kwargs) -> None:
+        fit_config = dict(fit_config or {})
+        kwargs.setdefault(
+            "on_fit_config_fn", lambda rnd: {**fit_config, "server-round": rnd, "evaluate-first": rnd > 1}
+        )
+        kwargs.setdefault("on_evaluate_config_fn", lambda rnd: {**fit_config, "server-round": rnd})
+        kwargs.setdefault("fit_metrics_aggregation_fn", lambda pairs: combine_metrics(list(pairs)))
+        kwargs.setdefault(
+            "evaluate_metrics_aggregation_fn", lambda pairs: combine_metrics([(float(n), m) for n, m in pairs])
+        )
+        super().__init__(**kwargs)
+        self.num_rounds = num_rounds
+
+    def configure_evaluate(self, server_round, parameters, client_manager):
+        if server_round < self.num_rounds:
+            return []
+        return super().configure_evaluate(server_round, parameters, client_manager)
+
+
+def validation_history(
+    train_metrics: Mapping[int, Mapping], final: Mapping | None, num_rounds: int, key: str = "val_mse"
+) -> dict[int, float]:
+    """``{round: validation MSE of that round's global model}`` from a deferred-evaluation run.
+
+    ``train_metrics`` maps each round to its aggregated training metrics; ``final`` holds the last
+    round's evaluation metrics.
+    """
     hist: dict[int, float] = {}
-    for rnd, metrics in result.train_metrics_clientapp.items():
-        if rnd > 1 and metrics.get(VAL_N, 0) > 0:
+    for rnd, metrics in train_metrics.items():
+        if rnd > 1 and metrics and metrics.get(VAL_N, 0) > 0:
             hist[rnd - 1] = float(metrics[VAL_SSE]) / float(metrics[VAL_N])
-    final = result.evaluate_metrics_clientapp.get(num_rounds)
-    if final is not None:
+    if final is not None and key in final:
         hist[num_rounds] = float(final[key])
     return hist

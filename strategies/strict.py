@@ -1,18 +1,28 @@
-"""Make any Message-API strategy fail loudly when a client fails.
+"""Make any Flower strategy fail loudly when a client fails, and report each aggregated round.
 
-Flower logs a ClientApp exception (or a missing reply) and aggregates whatever came back, so an
-experiment silently carries on with fewer users. Experiments that must not (every user is a
-client, and results are compared with a centralised run) wrap their strategy with
-:class:`FailLoudly`: any error reply, or fewer replies than messages sent, raises
-:class:`ClientRoundError` in the ServerApp, which makes ``run_simulation`` / ``flwr run`` fail.
+Flower logs a ClientApp exception (or a missing reply) and aggregates whatever came back; its DP
+wrappers even skip the round silently. Experiments that must not carry on with fewer users (every
+user is a client, and results are compared with a centralised run) wrap their *outermost*
+strategy: any error reply, or fewer replies than messages sent, raises :class:`ClientRoundError`
+in the ServerApp, which makes ``run_simulation`` / ``flwr run`` fail.
+
+* :class:`FailLoudly` wraps a Message-API strategy (``flwr.serverapp.strategy``);
+* :class:`FailLoudlyLegacy` wraps a legacy one (``flwr.server.strategy``, used by SecAgg+).
+
+Both take ``strict=False`` to only report (SecAgg+ tolerates dropouts by design), and an
+``on_aggregate(round, arrays_or_None, metrics)`` callback for progress and privacy accounting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from flwr.app import ConfigRecord, Message
+from flwr.server.strategy import Strategy as LegacyStrategy
 from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+OnAggregate = Callable[[int, object, object], None]
 
 
 class ClientRoundError(RuntimeError):
@@ -34,23 +44,72 @@ def check_replies(phase: str, server_round: int, sent: int, replies: Iterable[Me
     return replies
 
 
-class FailLoudly:
-    """Mixin placed before a Flower strategy class: ``class S(FailLoudly, FedAvg)``."""
+class FailLoudly(Strategy):
+    """Message-API strategy wrapper: strict reply checks and a per-round callback."""
+
+    def __init__(self, strategy: Strategy, on_aggregate: OnAggregate | None = None, strict: bool = True) -> None:
+        super().__init__()
+        self.strategy, self.on_aggregate, self.strict = strategy, on_aggregate, strict
+        self._sent = {"train": 0, "evaluate": 0}
+
+    def summary(self) -> None:
+        self.strategy.summary()
 
     def configure_train(self, server_round: int, arrays, config: ConfigRecord, grid: Grid):
-        msgs = list(super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
-        self._sent_train = len(msgs)
-        return msgs
-
-    def configure_evaluate(self, server_round: int, arrays, config: ConfigRecord, grid: Grid):
-        msgs = list(super().configure_evaluate(server_round, arrays, config, grid))  # type: ignore[misc]
-        self._sent_evaluate = len(msgs)
+        msgs = list(self.strategy.configure_train(server_round, arrays, config, grid))
+        self._sent["train"] = len(msgs)
         return msgs
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]):
-        replies = check_replies("train", server_round, self._sent_train, replies)
-        return super().aggregate_train(server_round, replies)  # type: ignore[misc]
+        replies = list(replies)
+        if self.strict:
+            check_replies("train", server_round, self._sent["train"], replies)
+        arrays, metrics = self.strategy.aggregate_train(server_round, replies)
+        if self.on_aggregate is not None:
+            self.on_aggregate(server_round, arrays, metrics)
+        return arrays, metrics
+
+    def configure_evaluate(self, server_round: int, arrays, config: ConfigRecord, grid: Grid):
+        msgs = list(self.strategy.configure_evaluate(server_round, arrays, config, grid))
+        self._sent["evaluate"] = len(msgs)
+        return msgs
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]):
-        replies = check_replies("evaluate", server_round, self._sent_evaluate, replies)
-        return super().aggregate_evaluate(server_round, replies)  # type: ignore[misc]
+        replies = list(replies)
+        if self.strict:
+            check_replies("evaluate", server_round, self._sent["evaluate"], replies)
+        return self.strategy.aggregate_evaluate(server_round, replies)
+
+
+class FailLoudlyLegacy(LegacyStrategy):
+    """Legacy strategy wrapper (SecAgg+ path): strict failure checks and a per-round callback."""
+
+    def __init__(self, strategy: LegacyStrategy, on_aggregate: OnAggregate | None = None, strict: bool = True) -> None:
+        self.strategy, self.on_aggregate, self.strict = strategy, on_aggregate, strict
+
+    def _check(self, phase: str, server_round: int, failures: list) -> None:
+        if self.strict and failures:
+            raise ClientRoundError(f"{phase} round {server_round}: {len(failures)} clients failed: {failures[0]!r}")
+
+    def initialize_parameters(self, client_manager):
+        return self.strategy.initialize_parameters(client_manager)
+
+    def configure_fit(self, server_round, parameters, client_manager):
+        return self.strategy.configure_fit(server_round, parameters, client_manager)
+
+    def aggregate_fit(self, server_round, results, failures):
+        self._check("fit", server_round, failures)
+        params, metrics = self.strategy.aggregate_fit(server_round, results, failures)
+        if self.on_aggregate is not None:
+            self.on_aggregate(server_round, params, metrics)
+        return params, metrics
+
+    def configure_evaluate(self, server_round, parameters, client_manager):
+        return self.strategy.configure_evaluate(server_round, parameters, client_manager)
+
+    def aggregate_evaluate(self, server_round, results, failures):
+        self._check("evaluate", server_round, failures)
+        return self.strategy.aggregate_evaluate(server_round, results, failures)
+
+    def evaluate(self, server_round, parameters):
+        return self.strategy.evaluate(server_round, parameters)

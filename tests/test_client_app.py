@@ -5,8 +5,9 @@ import pytest
 from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
 from fedmood.data.local import load_local_data
-from fedmood.federated.client_app import LOCAL_STATE_KEY, build_client_app
-from fedmood.federated.server_app import _centres_config, initial_item_arrays
+from fedmood.federated.client_app import build_client_app
+from fedmood.federated.device import LOCAL_STATE_KEY, centres_config
+from fedmood.federated.server_app import initial_item_arrays
 from fedmood.models import GLOBAL_KEYS
 from tests.conftest import make_context, make_message
 
@@ -18,7 +19,7 @@ def app_and_centres(small_cfg):
 
 
 def _train_msg(cfg, centres, rnd, arrays=None, evaluate_first=False):
-    config = ConfigRecord({"server-round": rnd, "evaluate-first": evaluate_first, **_centres_config(centres)})
+    config = ConfigRecord({"server-round": rnd, "evaluate-first": evaluate_first, **centres_config(centres)})
     return make_message(
         RecordDict({"arrays": arrays or initial_item_arrays(cfg, len(centres)), "config": config}), "train"
     )
@@ -50,7 +51,7 @@ def test_evaluate_matches_deferred_evaluation(small_cfg, app_and_centres):
     r1 = app(_train_msg(small_cfg, centres, 1), ctx)
     ev = app(
         make_message(
-            RecordDict({"arrays": r1.content["arrays"], "config": ConfigRecord(_centres_config(centres))}), "evaluate"
+            RecordDict({"arrays": r1.content["arrays"], "config": ConfigRecord(centres_config(centres))}), "evaluate"
         ),
         ctx,
     )
@@ -67,7 +68,7 @@ def test_clustering_query_sends_only_aggregates(small_cfg, app_and_centres):
     n_frag = len(load_local_data(small_cfg["data"], 0, small_cfg["seed"]).ratings)
     assert stats["marginals"].numpy().sum() == n_frag * 6
     cnt = app(
-        make_message(RecordDict({"config": ConfigRecord({"stage": "counts", **_centres_config(centres)})}), "query"),
+        make_message(RecordDict({"config": ConfigRecord({"stage": "counts", **centres_config(centres)})}), "query"),
         ctx,
     )
     counts = cnt.content["stats"]["counts"].numpy()

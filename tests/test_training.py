@@ -2,7 +2,15 @@ import numpy as np
 import torch
 
 from fedmood.models import GLOBAL_KEYS, LOCAL_KEYS, EmbeddingDotBias
-from fedmood.training import Batches, TrainConfig, evaluate_mse, make_optimizer, make_scheduler, train_epoch
+from fedmood.training import (
+    Batches,
+    TrainConfig,
+    evaluate_mse,
+    make_optimizer,
+    make_scheduler,
+    shuffled_batches,
+    train_epoch,
+)
 
 
 def test_scheduler_can_start_mid_cycle():
@@ -34,7 +42,7 @@ def test_model_range_keys_and_training_reduces_error():
     sched = make_scheduler(opt, cfg, 30 * 2)
     gen = torch.Generator().manual_seed(0)
     for _ in range(30):
-        train_epoch(m, data, opt, sched, 64, gen)
+        train_epoch(m, shuffled_batches(data, 64, gen), opt, sched)
     assert evaluate_mse(m, data) < 0.1 * before
     out = m(torch.tensor([0, 1]), torch.tensor([0, 0]))
     assert (out > -1.5).all() and (out < 1.5).all()

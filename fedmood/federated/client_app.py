@@ -2,182 +2,130 @@
 
 What leaves the device: item factors and item biases after a local epoch (``train``), aggregate
 metrics, and for the federated clustering per-cluster activity counts and histograms (``query``).
-The user's own embedding and bias never leave it: they live in ``context.state`` between rounds.
+The user's own embedding and bias never leave it (see :mod:`fedmood.federated.device`).
+
+Two thin adapters deliver the same local round (:func:`fedmood.federated.device.local_round`):
+
+* the Message API (``@app.train``), used without SecAgg+, with Flower's client-side clipping
+  mods when central DP clips on the clients;
+* a legacy ``NumPyClient`` behind Flower's ``secaggplus_mod`` (SecAgg+ exists only on the legacy
+  workflow path in this Flower version), with the legacy clipping mod for central DP + SecAgg+.
+
+Which one runs follows the run's ``privacy`` config, which the client reads itself.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
-from functools import lru_cache
 
 import numpy as np
-import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.client import NumPyClient
+from flwr.client.mod import fixedclipping_mod as legacy_fixedclipping_mod
+from flwr.client.mod import make_ffn, secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.clientapp.mod import adaptiveclipping_mod, fixedclipping_mod
 
-from fedmood.clustering import cluster_counts, slot_histograms
-from fedmood.data.fragments import N_CODES
-from fedmood.data.local import LocalData, load_local_data
-from fedmood.federated.run_config import config_from_context
-from fedmood.models import GLOBAL_KEYS, LOCAL_KEYS, EmbeddingDotBias
-from fedmood.suggest import top_items
-from fedmood.training import (
-    Batches,
-    TrainConfig,
-    evaluate_mse,
-    make_optimizer,
-    make_scheduler,
-    steps_per_epoch,
-    train_epoch,
+from fedmood.federated.device import (
+    clustering_statistics,
+    local_evaluation,
+    local_round,
+    suggestions,
 )
-from strategies.deferred_eval import CLIENT_SECONDS, FIT_SECONDS, VAL_N, VAL_SSE
+from fedmood.federated.run_config import config_from_context
+from fedmood.models import GLOBAL_KEYS
+from fedmood.privacy.settings import PrivacySettings
+from strategies.secagg import check_secagg_range
 
-LOCAL_STATE_KEY = "user-state"  # context.state record holding the user's own parameters
 ConfigFn = Callable[[Context], dict]
 
 
-@lru_cache(maxsize=64)
-def _cached_local_data(data_json: str, user: int, seed: int) -> LocalData:
-    return load_local_data(json.loads(data_json), user, seed)
-
-
-def device_data(cfg: dict, context: Context) -> LocalData:
-    """This node's data (cached per process: a simulation actor serves many nodes)."""
-    user = int(context.node_config["partition-id"])
-    return _cached_local_data(json.dumps(cfg["data"], sort_keys=True), user, int(cfg["seed"]))
-
-
-def centres_from_config(config: ConfigRecord) -> np.ndarray | None:
-    """Cluster centres sent by the server (flattened ints plus slot count), if any."""
-    if "centres" not in config:
-        return None
-    flat = np.asarray(config["centres"], dtype=np.int64)
-    return flat.reshape(-1, int(config["n-slots"]))
-
-
-def local_model(cfg: dict, n_items: int, context: Context, user: int) -> EmbeddingDotBias:
-    """A model for this user: own parameters restored from ``context.state`` (or initialised)."""
-    m = cfg["model"]
-    torch.manual_seed(int(cfg["seed"]) * 100_003 + user)
-    model = EmbeddingDotBias(1, n_items, int(m["n_factors"]), tuple(m["y_range"]))
-    if LOCAL_STATE_KEY in context.state:
-        model.load_state_dict(context.state[LOCAL_STATE_KEY].to_torch_state_dict(), strict=False)
-    return model
-
-
-def global_model(cfg: dict, arrays: ArrayRecord, context: Context, user: int) -> EmbeddingDotBias:
-    """The user's model with the received global item parameters loaded."""
-    state = arrays.to_torch_state_dict()
-    if set(state) != set(GLOBAL_KEYS):
-        raise ValueError(f"expected global arrays {GLOBAL_KEYS}, got {sorted(state)}")
-    model = local_model(cfg, state["item_factors.weight"].shape[0], context, user)
-    model.load_state_dict(state, strict=False)
-    return model
-
-
-def _split_batches(rows, split: str) -> Batches:
-    items, ratings = rows.part(split)
-    return Batches.from_numpy(np.zeros(len(items), np.int64), items, ratings)
+def _items(record: ArrayRecord) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in record.items()}
 
 
 def train_on_device(msg: Message, context: Context, cfg: dict) -> Message:
-    """One local epoch on the user's training rows, starting from the global item parameters."""
-    t_start = time.perf_counter()
-    torch.set_num_threads(1)
-    data = device_data(cfg, context)
-    config = msg.content["config"]
-    rows = data.rows(centres_from_config(config))
-    model = global_model(cfg, msg.content["arrays"], context, data.user)
-    metrics: dict[str, float] = {}
-    val = _split_batches(rows, "val")
-    if config.get("evaluate-first", False) and len(val):
-        metrics[VAL_SSE] = evaluate_mse(model, val) * len(val)
-        metrics[VAL_N] = float(len(val))
-    train = _split_batches(rows, "train")
-    tcfg = TrainConfig(**cfg["training"])
-    rnd, n_rounds = int(config["server-round"]), int(cfg["federation"]["num_rounds"])
-    spe = steps_per_epoch(len(train), tcfg.batch_size)
-    opt = make_optimizer(model, tcfg)
-    sched = make_scheduler(opt, tcfg, total_steps=n_rounds * spe, start_step=(rnd - 1) * spe)
-    gen = torch.Generator().manual_seed(int(cfg["seed"]) * 7919 + data.user * 131 + rnd)
-    t_fit = time.perf_counter()
-    metrics["train_mse"] = train_epoch(model, train, opt, sched, tcfg.batch_size, gen) if len(train) else 0.0
-    metrics[FIT_SECONDS] = time.perf_counter() - t_fit
-    metrics["num-examples"] = float(len(train))
-    state = model.state_dict()
-    context.state[LOCAL_STATE_KEY] = ArrayRecord({k: state[k] for k in LOCAL_KEYS})
-    metrics[CLIENT_SECONDS] = time.perf_counter() - t_start
-    content = RecordDict({"arrays": ArrayRecord({k: state[k] for k in GLOBAL_KEYS}), "metrics": MetricRecord(metrics)})
-    return Message(content, reply_to=msg)
+    """Message-API adapter of :func:`local_round`."""
+    update = local_round(cfg, context, _items(msg.content["arrays"]), msg.content["config"])
+    arrays = ArrayRecord({k: Array(np.ascontiguousarray(update.items[k])) for k in GLOBAL_KEYS})
+    metrics = MetricRecord({**update.metrics, "num-examples": update.weight})
+    return Message(RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)
 
 
 def evaluate_on_device(msg: Message, context: Context, cfg: dict) -> Message:
     """Validation MSE of the global item parameters with this user's own parameters."""
-    torch.set_num_threads(1)
-    data = device_data(cfg, context)
-    rows = data.rows(centres_from_config(msg.content["config"]))
-    model = global_model(cfg, msg.content["arrays"], context, data.user)
-    val = _split_batches(rows, "val")
-    mse = evaluate_mse(model, val) if len(val) else 0.0
-    return Message(
-        RecordDict({"metrics": MetricRecord({"val_mse": mse, "num-examples": float(len(val))})}), reply_to=msg
-    )
-
-
-def suggest_on_device(data: LocalData, model: EmbeddingDotBias, centres: np.ndarray | None, n: int) -> ConfigRecord:
-    """This user's top-``n`` items from the global item and the local user parameters."""
-    mean = float(data.rows(centres).part("train")[1].mean())
-    top = top_items(model, 0, mean, n)
-    return ConfigRecord(
-        {
-            "user": data.user,
-            "user-mean": mean,
-            "items": [t[0] for t in top],
-            "predicted": [t[1] for t in top],
-            "gain": [t[2] for t in top],
-        }
-    )
+    mse, n = local_evaluation(cfg, context, _items(msg.content["arrays"]), msg.content["config"])
+    return Message(RecordDict({"metrics": MetricRecord({"val_mse": mse, "num-examples": float(n)})}), reply_to=msg)
 
 
 def query_on_device(msg: Message, context: Context, cfg: dict) -> Message:
-    """Federated k-modes statistics of this user's fragments (never the fragments themselves),
-    or, for users who opted in to the demo, their on-device suggestions."""
-    data = device_data(cfg, context)
+    """Federated k-modes statistics, or, for users who opted in to the demo, their suggestions."""
     config = msg.content["config"]
-    stage = config["stage"]
-    centres = centres_from_config(config)
-    if stage == "suggest":
-        if data.user not in list(config["users"]):
+    if config["stage"] == "suggest":
+        if int(context.node_config["partition-id"]) not in list(config["users"]):
             return Message(RecordDict({}), reply_to=msg)
-        model = global_model(cfg, msg.content["arrays"], context, data.user)
-        return Message(
-            RecordDict({"suggestions": suggest_on_device(data, model, centres, int(config["n"]))}), reply_to=msg
-        )
-    if data.fragments is None:
-        raise ValueError("this device holds a ratings table, not fragments: nothing to cluster")
-    if stage == "histograms":
-        marg, dominant = slot_histograms(data.fragments, N_CODES)
-        rec = ArrayRecord({"marginals": Array(marg), "dominant": Array(dominant)})
-    elif stage == "counts":
-        rec = ArrayRecord({"counts": Array(cluster_counts(data.fragments, centres, N_CODES))})
-    else:
-        raise ValueError(f"unknown query stage {stage!r}")
-    return Message(RecordDict({"stats": rec}), reply_to=msg)
+        top = suggestions(cfg, context, _items(msg.content["arrays"]), config)
+        return Message(RecordDict({"suggestions": ConfigRecord(top)}), reply_to=msg)
+    stats = clustering_statistics(cfg, context, config)
+    return Message(RecordDict({"stats": ArrayRecord({k: Array(v) for k, v in stats.items()})}), reply_to=msg)
+
+
+class LegacyMoodClient(NumPyClient):
+    """Legacy adapter of :func:`local_round` for the SecAgg+ workflow."""
+
+    def __init__(self, cfg: dict, context: Context) -> None:
+        self.cfg, self.device_context = cfg, context
+        self.privacy = PrivacySettings.from_cfg(cfg)
+
+    def fit(self, parameters: list[np.ndarray], config: dict):
+        received = dict(zip(GLOBAL_KEYS, parameters, strict=True))
+        update = local_round(self.cfg, self.device_context, received, config)
+        out = [update.items[k] for k in GLOBAL_KEYS]
+        check_secagg_range(GLOBAL_KEYS, out, parameters, update.weight, self.privacy.secagg)
+        return out, int(update.weight), update.metrics
+
+    def evaluate(self, parameters: list[np.ndarray], config: dict):
+        received = dict(zip(GLOBAL_KEYS, parameters, strict=True))
+        mse, n = local_evaluation(self.cfg, self.device_context, received, config)
+        return mse, n, {"val_mse": mse}
+
+
+def legacy_client_app(cfg_fn: ConfigFn, privacy: PrivacySettings) -> ClientApp:
+    """The SecAgg+ client: ``secaggplus_mod`` outermost, clipping (central DP) innermost."""
+    mods = [secaggplus_mod] + ([legacy_fixedclipping_mod] if privacy.central_dp.enabled else [])
+    return ClientApp(client_fn=lambda ctx: LegacyMoodClient(cfg_fn(ctx), ctx).to_client(), mods=mods)
+
+
+def train_mods(privacy: PrivacySettings) -> list:
+    """Flower's client-side clipping mods for central DP that clips on the clients."""
+    dp = privacy.central_dp
+    if not dp.enabled or dp.clipping != "client":
+        return []
+    return [adaptiveclipping_mod if dp.adaptive else fixedclipping_mod]
 
 
 def build_client_app(cfg_fn: ConfigFn, mods: list | None = None) -> ClientApp:
-    """The ClientApp; ``cfg_fn(context)`` gives the experiment config (closure or run config)."""
+    """The ClientApp; ``cfg_fn(context)`` gives the experiment config (closure or run config).
+
+    ``mods`` wrap every message (e.g. :func:`strategies.audit.audit_mod`).
+    """
     app = ClientApp(mods=mods or [])
 
     @app.train()
     def _train(msg: Message, context: Context) -> Message:
-        return train_on_device(msg, context, cfg_fn(context))
+        cfg = cfg_fn(context)
+        privacy = PrivacySettings.from_cfg(cfg)
+        if privacy.secagg.enabled:
+            return legacy_client_app(cfg_fn, privacy)(msg, context)
+        return make_ffn(lambda m, c: train_on_device(m, c, cfg), train_mods(privacy))(msg, context)
 
     @app.evaluate()
     def _evaluate(msg: Message, context: Context) -> Message:
-        return evaluate_on_device(msg, context, cfg_fn(context))
+        cfg = cfg_fn(context)
+        privacy = PrivacySettings.from_cfg(cfg)
+        if privacy.secagg.enabled:
+            return legacy_client_app(cfg_fn, privacy)(msg, context)
+        return evaluate_on_device(msg, context, cfg)
 
     @app.query()
     def _query(msg: Message, context: Context) -> Message:

@@ -11,27 +11,34 @@ a results folder.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from fedmood.clustering import initial_centres, modes_from_counts
+from fedmood.federated.device import centres_config
 from fedmood.federated.run_config import config_from_context
 from fedmood.models import GLOBAL_KEYS, EmbeddingDotBias
+from fedmood.privacy.central import PrivacyLedger
+from fedmood.privacy.settings import PrivacySettings
+from strategies.central_dp import flower_accountant, wrap_central_dp, wrap_central_dp_legacy
 from strategies.deferred_eval import (
     CLIENT_SECONDS,
     FIT_SECONDS,
     VAL_N,
     VAL_SSE,
     DeferredEvalFedAvg,
+    DeferredEvalLegacyFedAvg,
     validation_history,
 )
-from strategies.strict import FailLoudly, check_replies
+from strategies.secagg import secagg_workflow
+from strategies.strict import FailLoudly, FailLoudlyLegacy, check_replies
 
 log = logging.getLogger("fedmood")
 
@@ -46,19 +53,7 @@ class FederatedRun:
     cluster_seconds: float = 0.0
     item_state: dict[str, np.ndarray] = field(default_factory=dict)  # final global parameters
     suggestions: list[dict] = field(default_factory=list)  # from the devices that opted in
-
-
-class MoodFedAvg(FailLoudly, DeferredEvalFedAvg):
-    """FedAvg that fails loudly, evaluates on the next round's message, and reports progress."""
-
-    def __init__(self, on_round: Callable[[int, MetricRecord | None], None], **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.on_round = on_round
-
-    def aggregate_train(self, server_round, replies):
-        arrays, metrics = super().aggregate_train(server_round, replies)
-        self.on_round(server_round, metrics)
-        return arrays, metrics
+    privacy: dict = field(default_factory=dict)  # mechanism, noise, epsilon, delta, ...
 
 
 def _query_all(
@@ -70,10 +65,6 @@ def _query_all(
     return [r.content for r in replies]
 
 
-def _centres_config(centres: np.ndarray) -> dict:
-    return {"centres": [int(v) for v in centres.ravel()], "n-slots": int(centres.shape[1])}
-
-
 def federated_clustering(
     grid: Grid, node_ids: list[int], k: int, max_iter: int, seed: int, timeout: float
 ) -> tuple[np.ndarray, int]:
@@ -83,7 +74,7 @@ def federated_clustering(
     dominant = sum(r["stats"]["dominant"].numpy() for r in stats)
     centres = initial_centres(marg, dominant, k, seed)
     for it in range(1, max_iter + 1):
-        cfg = ConfigRecord({"stage": "counts", **_centres_config(centres)})
+        cfg = ConfigRecord({"stage": "counts", **centres_config(centres)})
         counts = sum(r["stats"]["counts"].numpy() for r in _query_all(grid, node_ids, cfg, timeout))
         new = modes_from_counts(counts, centres)
         log.info("clustering iteration %d: %d centres moved", it, int((new != centres).any(axis=1).sum()))
@@ -113,14 +104,138 @@ def wait_for_nodes(grid: Grid, n: int, timeout: float) -> list[int]:
         time.sleep(0.2)
 
 
-def run_federated(grid: Grid, cfg: dict) -> FederatedRun:
-    """The whole federated job on ``grid`` (clustering, then FedAvg training)."""
+class RoundLog:
+    """Per-round bookkeeping shared by both training paths: metrics, timestamps, privacy, progress."""
+
+    def __init__(self, num_rounds: int, ledger: PrivacyLedger) -> None:
+        self.num_rounds, self.ledger = num_rounds, ledger
+        self.train: dict[int, dict] = {}
+        self.epsilon: dict[int, float] = {}
+        self.stamps: list[float] = []
+
+    def stamp(self, *_args) -> None:
+        """Called after every round's aggregation (and once before the first round)."""
+        self.stamps.append(time.perf_counter())
+
+    def on_aggregate(self, rnd: int, arrays, metrics) -> None:
+        metrics = dict(metrics or {})
+        self.train[rnd] = metrics
+        if arrays is not None:
+            self.ledger.released(metrics)
+        self.epsilon[rnd] = self.ledger.epsilon()
+        val = metrics.get(VAL_SSE, float("nan")) / max(metrics.get(VAL_N, 0.0), 1.0)
+        eps = f" eps={self.epsilon[rnd]:.3f}" if np.isfinite(self.epsilon[rnd]) else ""
+        print(
+            f"[federated] round {rnd}/{self.num_rounds} train_mse={metrics.get('train_mse', float('nan')):.4f}"
+            + (f" val_mse(round {rnd - 1})={val:.4f}" if rnd > 1 else "")
+            + eps,
+            flush=True,
+        )
+
+    def rows(self, final_eval: dict | None) -> list[dict]:
+        val = validation_history(self.train, final_eval, self.num_rounds)
+        out = []
+        for rnd in range(1, self.num_rounds + 1):
+            m = self.train.get(rnd) or {}
+            out.append(
+                {
+                    "round": rnd,
+                    "train_mse": float(m.get("train_mse", np.nan)),
+                    "val_mse": val.get(rnd, np.nan),
+                    "seconds": self.stamps[rnd] - self.stamps[rnd - 1] if rnd < len(self.stamps) else np.nan,
+                    "client_seconds": float(m.get(CLIENT_SECONDS, np.nan)),
+                    "fit_seconds": float(m.get(FIT_SECONDS, np.nan)),
+                    "epsilon": self.epsilon.get(rnd, np.nan),
+                }
+            )
+        return out
+
+
+def _train_message_api(
+    grid: Grid, cfg: dict, log_: RoundLog, n_users: int, n_items: int, train_config: dict
+) -> tuple[ArrayRecord, dict | None]:
+    """FedAvg rounds on the Message API (no SecAgg+), with Flower's DP wrappers if asked."""
+    fed, ledger = cfg["federation"], log_.ledger
+    privacy = ledger.settings
+    inner = DeferredEvalFedAvg(
+        num_rounds=log_.num_rounds,
+        fraction_train=ledger.sample_rate,
+        fraction_evaluate=1.0,
+        min_train_nodes=ledger.per_round,
+        min_evaluate_nodes=n_users,
+        min_available_nodes=n_users,
+    )
+    strategy = inner
+    if privacy.central_dp.enabled:
+        if ledger.flower_accounting_applies:
+            ledger.flower = flower_accountant(ledger.delta, n_users)
+        strategy = wrap_central_dp(inner, privacy.central_dp, ledger.noise_multiplier, ledger.per_round, ledger.flower)
+    strategy = FailLoudly(strategy, on_aggregate=log_.on_aggregate, strict=bool(fed.get("strict", True)))
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=initial_item_arrays(cfg, n_items),
+        num_rounds=log_.num_rounds,
+        timeout=float(fed["round_timeout"]),
+        train_config=ConfigRecord(train_config),
+        evaluate_config=ConfigRecord(train_config),
+        evaluate_fn=lambda *a: log_.stamp(),
+    )
+    final = result.evaluate_metrics_clientapp.get(log_.num_rounds)
+    return result.arrays, (dict(final) if final is not None else None)
+
+
+def _train_secagg(
+    grid: Grid, context: Context, cfg: dict, log_: RoundLog, n_users: int, n_items: int, train_config: dict
+) -> tuple[ArrayRecord, dict | None]:
+    """FedAvg rounds under Flower's SecAgg+ workflow (legacy API), with client-side clipping DP if asked."""
+    from flwr.common import ndarrays_to_parameters
+    from flwr.server import LegacyContext, ServerConfig
+    from flwr.server.workflow import DefaultWorkflow
+
+    fed, ledger = cfg["federation"], log_.ledger
+    privacy = ledger.settings
+    initial = initial_item_arrays(cfg, n_items)
+    inner = DeferredEvalLegacyFedAvg(
+        log_.num_rounds,
+        fit_config=train_config,
+        fraction_fit=ledger.sample_rate,
+        min_fit_clients=ledger.per_round,
+        fraction_evaluate=1.0,
+        min_evaluate_clients=n_users,
+        min_available_clients=n_users,
+        initial_parameters=ndarrays_to_parameters([initial[k].numpy() for k in GLOBAL_KEYS]),
+        evaluate_fn=lambda *a: log_.stamp(),
+        accept_failures=True,
+    )
+    strategy = inner
+    if privacy.central_dp.enabled:
+        strategy = wrap_central_dp_legacy(inner, privacy.central_dp, ledger.noise_multiplier, ledger.per_round)
+    strategy = FailLoudlyLegacy(strategy, on_aggregate=log_.on_aggregate, strict=bool(fed.get("strict", True)))
+    ctx = LegacyContext(
+        context=context,
+        config=ServerConfig(num_rounds=log_.num_rounds, round_timeout=float(fed["round_timeout"])),
+        strategy=strategy,
+    )
+    DefaultWorkflow(fit_workflow=secagg_workflow(privacy.secagg, ledger.per_round))(grid, ctx)
+    final_arrays = ctx.state.array_records["parameters"].to_numpy_ndarrays()
+    arrays = ArrayRecord({k: Array(np.asarray(v)) for k, v in zip(GLOBAL_KEYS, final_arrays, strict=True)})
+    evals = ctx.history.metrics_distributed.get("val_mse", [])
+    final = {"val_mse": float(evals[-1][1])} if evals and evals[-1][0] == log_.num_rounds else None
+    return arrays, final
+
+
+def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> FederatedRun:
+    """The whole federated job on ``grid`` (clustering, then FedAvg training, private if configured)."""
     from fedmood.data.local import data_shape
 
     fed = cfg["federation"]
     if hasattr(grid, "pull_interval"):  # simulation's in-memory grid polls for replies
         grid.pull_interval = float(fed["grid_pull_interval"])
-    n_users, n_items = data_shape(cfg["data"], int(cfg["seed"]))
+    seed = int(cfg["seed"])
+    np.random.seed(seed)  # Flower's DP noise and SecAgg+ neighbour shuffles use the global RNGs
+    random.seed(seed)
+    privacy = PrivacySettings.from_cfg(cfg)
+    n_users, n_items = data_shape(cfg["data"], seed)
     timeout = float(fed["round_timeout"])
     node_ids = wait_for_nodes(grid, n_users, timeout)
     run = FederatedRun()
@@ -128,63 +243,34 @@ def run_federated(grid: Grid, cfg: dict) -> FederatedRun:
     if cfg["data"]["source"] != "ratings":
         t0 = time.perf_counter()
         run.centres, run.cluster_iterations = federated_clustering(
-            grid, node_ids, n_items, int(cfg["data"]["cluster_max_iter"]), int(cfg["seed"]), timeout
+            grid, node_ids, n_items, int(cfg["data"]["cluster_max_iter"]), seed, timeout
         )
         run.cluster_seconds = time.perf_counter() - t0
-        train_config = _centres_config(run.centres)
+        train_config = centres_config(run.centres)
     num_rounds = int(fed["num_rounds"])
-    stamps: list[float] = []
-    train_hist: dict[int, MetricRecord] = {}
-
-    def on_round(rnd: int, metrics: MetricRecord | None) -> None:
-        train_hist[rnd] = metrics
-        if metrics is not None:
-            val = metrics.get(VAL_SSE, float("nan")) / max(metrics.get(VAL_N, 0.0), 1.0)
-            print(
-                f"[federated] round {rnd}/{num_rounds} train_mse={metrics['train_mse']:.4f}"
-                + (f" val_mse(round {rnd - 1})={val:.4f}" if rnd > 1 else ""),
-                flush=True,
-            )
-
-    def timestamp(rnd: int, arrays: ArrayRecord) -> None:
-        stamps.append(time.perf_counter())
-
-    strategy = MoodFedAvg(
-        on_round,
-        num_rounds=num_rounds,
-        fraction_train=1.0,
-        fraction_evaluate=1.0,
-        min_train_nodes=n_users,
-        min_evaluate_nodes=n_users,
-        min_available_nodes=n_users,
-    )
-    result = strategy.start(
-        grid=grid,
-        initial_arrays=initial_item_arrays(cfg, n_items),
-        num_rounds=num_rounds,
-        timeout=timeout,
-        train_config=ConfigRecord(train_config),
-        evaluate_config=ConfigRecord(train_config),
-        evaluate_fn=timestamp,
-    )
-    val = validation_history(result, num_rounds)
-    for rnd in range(1, num_rounds + 1):
-        m = train_hist.get(rnd) or {}
-        run.rounds.append(
-            {
-                "round": rnd,
-                "train_mse": float(m.get("train_mse", np.nan)),
-                "val_mse": val.get(rnd, np.nan),
-                "seconds": stamps[rnd] - stamps[rnd - 1],
-                "client_seconds": float(m.get(CLIENT_SECONDS, np.nan)),
-                "fit_seconds": float(m.get(FIT_SECONDS, np.nan)),
-            }
+    ledger = PrivacyLedger(privacy, n_users, fed.get("clients_per_round"), num_rounds)
+    log_ = RoundLog(num_rounds, ledger)
+    if privacy.secagg.enabled:
+        if context is None:
+            raise ValueError("SecAgg+ runs need the ServerApp's Context (legacy workflow)")
+        log_.stamp()
+        arrays, final = _train_secagg(grid, context, cfg, log_, n_users, n_items, train_config)
+    else:
+        arrays, final = _train_message_api(grid, cfg, log_, n_users, n_items, train_config)
+    run.rounds = log_.rows(final)
+    run.privacy = ledger.summary()
+    if privacy.any_dp or privacy.secagg.enabled:
+        p = run.privacy
+        print(
+            f"[privacy] {p['mechanism']}: epsilon={p['epsilon']:.4g} delta={p['delta']:.3g} "
+            f"noise_multiplier={p['noise_multiplier']:.4g} ({p['dp_level']}-level)",
+            flush=True,
         )
-    run.item_state = {k: v.numpy() for k, v in result.arrays.items()}
+    run.item_state = {k: v.numpy() for k, v in arrays.items()}
     demo_users = list(range(min(int(cfg["suggest_users"]), n_users)))
     if demo_users:
         query = ConfigRecord({"stage": "suggest", "users": demo_users, "n": int(cfg["n_suggestions"]), **train_config})
-        for reply in _query_all(grid, node_ids, query, timeout, arrays=result.arrays):
+        for reply in _query_all(grid, node_ids, query, timeout, arrays=arrays):
             if "suggestions" in reply:
                 run.suggestions.append(dict(reply["suggestions"]))
     return run
@@ -197,7 +283,7 @@ def build_server_app(cfg_fn: Callable[[Context], dict], on_done: Callable[[Feder
     @app.main()
     def _main(grid: Grid, context: Context) -> None:
         cfg = cfg_fn(context)
-        on_done(run_federated(grid, cfg), cfg)
+        on_done(run_federated(grid, cfg, context), cfg)
 
     return app
 

@@ -1,0 +1,213 @@
+"""What a device computes, independent of how Flower delivers the instruction.
+
+:func:`local_round` is the one local-training function: the Message-API train handler and the
+legacy (SecAgg+) ``NumPyClient`` are thin adapters around it (``fedmood.federated.client_app``).
+The user's own embedding and bias never leave the device: they live in ``context.state``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, Context
+
+from fedmood.clustering import cluster_counts, slot_histograms
+from fedmood.data.fragments import N_CODES
+from fedmood.data.local import LocalData, load_local_data
+from fedmood.models import GLOBAL_KEYS, LOCAL_KEYS, EmbeddingDotBias
+from fedmood.privacy import dpsgd
+from fedmood.privacy.settings import PrivacySettings
+from fedmood.suggest import top_items
+from fedmood.training import (
+    Batches,
+    TrainConfig,
+    evaluate_mse,
+    make_optimizer,
+    make_scheduler,
+    shuffled_batches,
+    steps_per_epoch,
+    train_epoch,
+)
+from strategies.deferred_eval import CLIENT_SECONDS, FIT_SECONDS, VAL_N, VAL_SSE
+
+LOCAL_STATE_KEY = "user-state"  # context.state record holding the user's own parameters
+TRAIN_ROWS = "train-rows"
+DPSGD_EPSILON, DPSGD_DELTA, DPSGD_NOISE = "dpsgd-epsilon", "dpsgd-delta", "dpsgd-noise"
+
+
+@lru_cache(maxsize=64)
+def _cached_local_data(data_json: str, user: int, seed: int) -> LocalData:
+    return load_local_data(json.loads(data_json), user, seed)
+
+
+def device_data(cfg: dict, context: Context) -> LocalData:
+    """This node's data (cached per process: a simulation actor serves many nodes)."""
+    user = int(context.node_config["partition-id"])
+    return _cached_local_data(json.dumps(cfg["data"], sort_keys=True), user, int(cfg["seed"]))
+
+
+def centres_config(centres: np.ndarray) -> dict:
+    """Cluster centres as config values (bytes, so they fit legacy configs too)."""
+    return {"centres": np.ascontiguousarray(centres, dtype=np.int64).tobytes(), "n-slots": int(centres.shape[1])}
+
+
+def centres_from_config(config: Mapping) -> np.ndarray | None:
+    """Cluster centres sent by the server, if any."""
+    if "centres" not in config:
+        return None
+    return np.frombuffer(config["centres"], dtype=np.int64).reshape(-1, int(config["n-slots"]))
+
+
+def local_model(cfg: dict, n_items: int, context: Context, user: int) -> EmbeddingDotBias:
+    """A model for this user: own parameters restored from ``context.state`` (or initialised)."""
+    m = cfg["model"]
+    torch.manual_seed(int(cfg["seed"]) * 100_003 + user)
+    model = EmbeddingDotBias(1, n_items, int(m["n_factors"]), tuple(m["y_range"]))
+    if LOCAL_STATE_KEY in context.state:
+        model.load_state_dict(context.state[LOCAL_STATE_KEY].to_torch_state_dict(), strict=False)
+    return model
+
+
+def global_model(cfg: dict, items: Mapping[str, np.ndarray], context: Context, user: int) -> EmbeddingDotBias:
+    """The user's model with the received global item parameters loaded."""
+    if set(items) != set(GLOBAL_KEYS):
+        raise ValueError(f"expected global arrays {GLOBAL_KEYS}, got {sorted(items)}")
+    state = {k: torch.as_tensor(np.asarray(v)) for k, v in items.items()}
+    model = local_model(cfg, state["item_factors.weight"].shape[0], context, user)
+    model.load_state_dict(state, strict=False)
+    return model
+
+
+def split_batches(rows, split: str) -> Batches:
+    """One split of the user's rows as tensors (user index 0: the device's only user)."""
+    items, ratings = rows.part(split)
+    return Batches.from_numpy(np.zeros(len(items), np.int64), items, ratings)
+
+
+@dataclass
+class LocalUpdate:
+    """What a training round sends back: item parameters, the FedAvg weight, aggregate metrics."""
+
+    items: dict[str, np.ndarray]
+    weight: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def local_round(cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping) -> LocalUpdate:
+    """One round on the device: (evaluate the received model first, if asked), train, keep own state.
+
+    ``config`` carries ``server-round``, the cluster centres and ``evaluate-first``. The local
+    training is plain (the fastai-style trainer) or, with ``privacy.dpsgd.enabled``, Opacus
+    DP-SGD with the device's accountant continued from earlier rounds.
+    """
+    t_start = time.perf_counter()
+    torch.set_num_threads(1)
+    data = device_data(cfg, context)
+    rows = data.rows(centres_from_config(config))
+    model = global_model(cfg, items, context, data.user)
+    metrics: dict[str, float] = {}
+    val = split_batches(rows, "val")
+    if config.get("evaluate-first", False) and len(val):
+        metrics[VAL_SSE] = evaluate_mse(model, val) * len(val)
+        metrics[VAL_N] = float(len(val))
+    train = split_batches(rows, "train")
+    tcfg = TrainConfig(**cfg["training"])
+    fed = cfg["federation"]
+    rnd, n_rounds, epochs = int(config["server-round"]), int(fed["num_rounds"]), int(fed.get("local_epochs", 1))
+    spe = steps_per_epoch(len(train), tcfg.batch_size)
+    opt = make_optimizer(model, tcfg)
+    gen = torch.Generator().manual_seed(int(cfg["seed"]) * 7919 + data.user * 131 + rnd)
+    privacy = PrivacySettings.from_cfg(cfg)
+    private = None
+    if privacy.dpsgd.enabled and len(train):
+        delta = privacy.delta_for(len(train))
+        rate = dpsgd.sample_rate(len(train), tcfg.batch_size)
+        noise = dpsgd.noise_multiplier_for(
+            privacy.dpsgd.noise_multiplier,
+            privacy.target_epsilon,
+            delta,
+            rate,
+            n_rounds * epochs * spe,
+            privacy.accountant,
+        )
+        private = dpsgd.make_private(
+            model,
+            opt,
+            len(train),
+            tcfg.batch_size,
+            noise,
+            privacy.dpsgd.max_grad_norm,
+            dpsgd.load_history(context.state),
+            privacy.accountant,
+            torch.Generator().manual_seed(int(cfg["seed"]) * 104_729 + data.user * 7 + rnd),
+        )
+        opt = private.optimizer
+    sched = make_scheduler(opt, tcfg, total_steps=n_rounds * epochs * spe, start_step=(rnd - 1) * epochs * spe)
+    t_fit = time.perf_counter()
+    train_mse = 0.0
+    if len(train):
+        for _ in range(epochs):
+            batches = private.batches(train, 1, gen) if private else shuffled_batches(train, tcfg.batch_size, gen)
+            train_mse = train_epoch(private.model if private else model, batches, opt, sched)
+    metrics[FIT_SECONDS] = time.perf_counter() - t_fit
+    metrics["train_mse"] = train_mse
+    if private is not None:
+        private.release()
+        dpsgd.save_history(context.state, private.history())
+        metrics[DPSGD_EPSILON] = private.epsilon(delta)
+        metrics[DPSGD_DELTA] = delta
+        metrics[DPSGD_NOISE] = private.noise_multiplier
+    state = model.state_dict()
+    context.state[LOCAL_STATE_KEY] = ArrayRecord({k: state[k] for k in LOCAL_KEYS})
+    metrics[TRAIN_ROWS] = float(len(train))
+    metrics[CLIENT_SECONDS] = time.perf_counter() - t_start
+    weight = 1.0 if privacy.uniform_weights else float(len(train))
+    return LocalUpdate({k: state[k].numpy() for k in GLOBAL_KEYS}, weight, metrics)
+
+
+def local_evaluation(
+    cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping
+) -> tuple[float, int]:
+    """Validation MSE of the global item parameters with this user's own parameters, and its rows."""
+    torch.set_num_threads(1)
+    data = device_data(cfg, context)
+    rows = data.rows(centres_from_config(config))
+    model = global_model(cfg, items, context, data.user)
+    val = split_batches(rows, "val")
+    return (evaluate_mse(model, val) if len(val) else 0.0), len(val)
+
+
+def suggestions(cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping) -> dict:
+    """This user's top-``n`` items from the global item and the local user parameters."""
+    data = device_data(cfg, context)
+    centres = centres_from_config(config)
+    model = global_model(cfg, items, context, data.user)
+    mean = float(data.rows(centres).part("train")[1].mean())
+    top = top_items(model, 0, mean, int(config["n"]))
+    return {
+        "user": data.user,
+        "user-mean": mean,
+        "items": [t[0] for t in top],
+        "predicted": [t[1] for t in top],
+        "gain": [t[2] for t in top],
+    }
+
+
+def clustering_statistics(cfg: dict, context: Context, config: Mapping) -> dict[str, np.ndarray]:
+    """Federated k-modes statistics of this user's fragments (never the fragments themselves)."""
+    data = device_data(cfg, context)
+    if data.fragments is None:
+        raise ValueError("this device holds a ratings table, not fragments: nothing to cluster")
+    stage = config["stage"]
+    if stage == "histograms":
+        marg, dominant = slot_histograms(data.fragments, N_CODES)
+        return {"marginals": marg, "dominant": dominant}
+    if stage == "counts":
+        return {"counts": cluster_counts(data.fragments, centres_from_config(config), N_CODES)}
+    raise ValueError(f"unknown query stage {stage!r}")

@@ -1,0 +1,99 @@
+"""The server's side of privacy in a run: noise level, accountants, and what is reported.
+
+:class:`PrivacyLedger` turns the settings into the numbers a run needs (clients per round, the
+noise multiplier, possibly derived from a target ε), steps the user-level accountant once per
+released aggregate, and summarises the privacy spent: user-level (ε, δ) for central DP, checked
+against Flower's own accountant where that applies; the clients' record-level ε (max and mean)
+for DP-SGD.
+"""
+
+from __future__ import annotations
+
+import math
+
+from fedmood.privacy.accounting import RoundAccountant, noise_for_epsilon
+from fedmood.privacy.settings import PrivacySettings
+
+NAN = float("nan")
+
+
+class PrivacyLedger:
+    """Privacy bookkeeping of one federated run on ``n_users`` clients."""
+
+    def __init__(self, settings: PrivacySettings, n_users: int, clients_per_round: int | None, num_rounds: int):
+        self.settings, self.n_users, self.num_rounds = settings, n_users, num_rounds
+        self.per_round = int(clients_per_round or n_users)
+        if not 0 < self.per_round <= n_users:
+            raise ValueError(f"federation.clients_per_round must lie in 1..{n_users}, got {clients_per_round}")
+        self.sample_rate = self.per_round / n_users
+        self.delta = settings.delta_for(n_users)
+        dp = settings.central_dp
+        self.noise_multiplier = NAN
+        self.accountant: RoundAccountant | None = None
+        self.flower: object | None = None  # Flower's RdpAccountant, where it applies
+        if dp.enabled:
+            z = dp.noise_multiplier
+            if settings.target_epsilon is not None:
+                z = noise_for_epsilon(
+                    settings.target_epsilon, self.delta, self.sample_rate, num_rounds, settings.accountant
+                )
+            self.noise_multiplier = z
+            if z > 0:
+                self.accountant = RoundAccountant(z, self.sample_rate, self.delta, settings.accountant)
+        self._dpsgd: dict[str, float] = {}
+
+    @property
+    def flower_accounting_applies(self) -> bool:
+        """Flower's accountant: fixed clipping, every client every round, Message API, noise > 0."""
+        dp = self.settings.central_dp
+        return (
+            dp.enabled
+            and not dp.adaptive
+            and not self.settings.secagg.enabled
+            and self.per_round == self.n_users
+            and self.noise_multiplier > 0
+        )
+
+    def released(self, metrics: dict | None) -> None:
+        """One aggregate was released (noised, for central DP); record the clients' DP-SGD ε."""
+        if self.accountant is not None:
+            self.accountant.step()
+        if metrics and "dpsgd-epsilon-max" in metrics:
+            self._dpsgd = {k: float(metrics[k]) for k in metrics if k.startswith("dpsgd-")}
+
+    def epsilon(self) -> float:
+        """ε spent so far (user level for central DP, max over clients for DP-SGD; nan without DP)."""
+        if self.accountant is not None:
+            return self.accountant.epsilon()
+        if self.settings.central_dp.enabled:  # zero noise: no guarantee
+            return math.inf
+        return self._dpsgd.get("dpsgd-epsilon-max", NAN)
+
+    def summary(self) -> dict:
+        """The privacy columns of a run's summary."""
+        s = self.settings
+        out = {
+            "mechanism": s.mechanism,
+            "secagg": s.secagg.enabled,
+            "dp_level": "user" if s.central_dp.enabled else ("record" if s.dpsgd.enabled else "none"),
+            "noise_multiplier": self.noise_multiplier,
+            "clients_per_round": self.per_round,
+            "sample_rate": self.sample_rate,
+            "epsilon": self.epsilon(),
+            "delta": NAN,
+            "epsilon_flower": NAN,
+            "accountant": s.accountant if s.any_dp else "",
+            "target_epsilon": s.target_epsilon if s.target_epsilon is not None else NAN,
+        }
+        if s.central_dp.enabled:
+            out["delta"] = self.delta
+            out["clipping_norm"] = s.central_dp.clipping_norm
+            out["clipping"] = ("adaptive-" if s.central_dp.adaptive else "fixed-") + s.central_dp.clipping
+            if self.flower is not None:
+                out["epsilon_flower"] = float(self.flower.get_privacy_spent().epsilon)
+        if s.dpsgd.enabled:
+            out["noise_multiplier"] = self._dpsgd.get("dpsgd-noise", s.dpsgd.noise_multiplier)
+            out["delta"] = self._dpsgd.get("dpsgd-delta-max", NAN)
+            out["epsilon_mean"] = self._dpsgd.get("dpsgd-epsilon-mean", NAN)
+            out["max_grad_norm"] = s.dpsgd.max_grad_norm
+        return out

@@ -1,0 +1,128 @@
+"""Record-level DP-SGD on a device with Opacus, its privacy accountant kept across rounds.
+
+Each round a client trains its local epoch(s) with Opacus: per-sample gradients
+(``GradSampleModule``, embeddings included), per-sample clipping to ``max_grad_norm`` and Gaussian
+noise (``DPOptimizer``), batches drawn by Poisson sampling at rate ``q = 1 / steps per epoch`` as
+Opacus's ``DPDataLoader`` draws them (here by indexing tensors, without a DataLoader). The
+accountant's history (noise, rate, steps) is stored in ``context.state`` after each round and
+restored before the next, so ε composes over the whole run, not per round.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from flwr.app import ConfigRecord, RecordDict
+from opacus import GradSampleModule
+from opacus.accountants import create_accountant
+from opacus.optimizers import DPOptimizer
+from opacus.validators import ModuleValidator
+from torch import nn
+
+from fedmood.privacy.accounting import noise_for_epsilon
+from fedmood.training import Batches, steps_per_epoch
+
+HISTORY_KEY = "dpsgd-accountant"  # context.state record with the accountant's history
+
+
+def sample_rate(n_rows: int, batch_size: int) -> float:
+    """Poisson sampling rate: one over the number of batches per epoch (as Opacus)."""
+    return 1.0 / steps_per_epoch(n_rows, batch_size)
+
+
+def poisson_batches(data: Batches, rate: float, steps: int, generator: torch.Generator) -> Iterator[Batches]:
+    """``steps`` batches, each row in each batch independently with probability ``rate``."""
+    for _ in range(steps):
+        yield data.take((torch.rand(len(data), generator=generator) < rate).nonzero().squeeze(1))
+
+
+def load_history(state: RecordDict) -> list[tuple[float, float, int]]:
+    """The accountant history saved by earlier rounds on this device."""
+    if HISTORY_KEY not in state:
+        return []
+    rec = state[HISTORY_KEY]
+    return list(zip(rec["noise"], rec["rate"], rec["steps"], strict=True))
+
+
+def save_history(state: RecordDict, history: list[tuple[float, float, int]]) -> None:
+    """Store the accountant history in the device's persistent state."""
+    state[HISTORY_KEY] = ConfigRecord(
+        {
+            "noise": [float(h[0]) for h in history],
+            "rate": [float(h[1]) for h in history],
+            "steps": [int(h[2]) for h in history],
+        }
+    )
+
+
+@dataclass
+class PrivateTraining:
+    """The Opacus-wrapped model and optimiser of one round, and the device's accountant."""
+
+    model: GradSampleModule
+    optimizer: DPOptimizer
+    accountant: object
+    sample_rate: float
+    noise_multiplier: float
+
+    def batches(self, data: Batches, epochs: int, generator: torch.Generator) -> Iterator[Batches]:
+        """Poisson batches for ``epochs`` epochs."""
+        return poisson_batches(data, self.sample_rate, epochs * round(1 / self.sample_rate), generator)
+
+    def epsilon(self, delta: float) -> float:
+        """Record-level ε of everything this device has trained so far."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return float(self.accountant.get_epsilon(delta=delta))
+
+    def history(self) -> list[tuple[float, float, int]]:
+        return list(self.accountant.history)
+
+    def release(self) -> None:
+        """Remove Opacus's hooks from the wrapped module."""
+        self.model._close()
+
+
+def noise_multiplier_for(
+    noise: float, target_epsilon: float | None, delta: float, rate: float, total_steps: int, method: str
+) -> float:
+    """The configured noise, or the noise that reaches ``target_epsilon`` after the whole run."""
+    if target_epsilon is None:
+        return noise
+    return noise_for_epsilon(target_epsilon, delta, rate, total_steps, method)
+
+
+def make_private(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    n_rows: int,
+    batch_size: int,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    history: list[tuple[float, float, int]],
+    method: str = "rdp",
+    generator: torch.Generator | None = None,
+) -> PrivateTraining:
+    """Wrap ``model``/``optimizer`` for DP-SGD, with an accountant that continues ``history``."""
+    errors = ModuleValidator.validate(model, strict=False)
+    if errors:
+        raise ValueError(f"model is not compatible with Opacus DP-SGD: {errors}")
+    rate = sample_rate(n_rows, batch_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Full backward hook ... module outputs" for integer inputs
+        gsm = GradSampleModule(model)
+    dp_opt = DPOptimizer(
+        optimizer,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        expected_batch_size=max(1, round(n_rows * rate)),
+        loss_reduction="mean",
+        generator=generator,
+    )
+    accountant = create_accountant(method)
+    accountant.history = list(history)
+    dp_opt.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=rate))
+    return PrivateTraining(gsm, dp_opt, accountant, rate, noise_multiplier)

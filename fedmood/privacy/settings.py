@@ -1,0 +1,156 @@
+"""The privacy mechanism of a federated run, read and checked from the Hydra ``privacy`` group.
+
+One mechanism per run, built from three independent switches:
+
+* ``secagg.enabled``: Flower's SecAgg+ around every training round (the server only learns the
+  weighted sum of the clients' item parameters);
+* ``central_dp.enabled``: user-level central DP (Flower's DP strategy wrappers): each client's
+  update is clipped (on the server, or on the client with Flower's clipping mods) and the server
+  adds Gaussian noise to the aggregate; fixed or adaptive clipping;
+* ``dpsgd.enabled``: record-level local DP-SGD with Opacus on every client.
+
+Combinations that cannot work are refused here with the field that makes them so, before any
+process is started.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MECHANISMS = ("none", "secagg", "central_dp", "central_dp_secagg", "dpsgd")
+
+
+class PrivacyConfigError(ValueError):
+    """A privacy configuration that cannot be run."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"privacy config, field '{field}': {problem}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class SecAggSettings:
+    """SecAgg+ parameters (see ``flwr.server.workflow.SecAggPlusWorkflow``)."""
+
+    enabled: bool = False
+    num_shares: float = 0.4  # int > 2, or a fraction of the sampled clients
+    reconstruction_threshold: float = 0.4  # int < num_shares, or a fraction of the shares
+    clipping_range: float = 8.0  # every (weight-scaled) parameter must lie in +-clipping_range
+    quantization_range: int = 2**22
+    modulus_range: int = 2**32
+    max_weight: float = 1000.0  # largest client weight (training rows; 1 under central DP)
+    timeout: float | None = None
+
+    def check(self, n_sampled: int) -> None:
+        """Refuse ranges that would overflow the masked sum or make the protocol impossible."""
+        if self.clipping_range <= 0:
+            raise PrivacyConfigError("secagg.clipping_range", f"must be positive, got {self.clipping_range}")
+        if n_sampled * self.quantization_range > self.modulus_range:
+            raise PrivacyConfigError(
+                "secagg.quantization_range",
+                f"{n_sampled} clients x {self.quantization_range} exceeds modulus_range {self.modulus_range}: "
+                "the masked sum would wrap around; lower quantization_range",
+            )
+        if n_sampled < 3:
+            raise PrivacyConfigError("secagg.enabled", f"SecAgg+ needs at least 3 clients per round, got {n_sampled}")
+
+
+@dataclass(frozen=True)
+class CentralDpSettings:
+    """Flower's central-DP wrappers: clipping side, fixed or adaptive, noise."""
+
+    enabled: bool = False
+    clipping: str = "server"  # server | client
+    adaptive: bool = False
+    noise_multiplier: float = 1.0
+    clipping_norm: float = 0.05  # fixed norm, or the initial norm when adaptive
+    target_clipped_quantile: float = 0.5
+    clip_norm_lr: float = 0.2
+    clipped_count_stddev: float | None = None
+
+
+@dataclass(frozen=True)
+class DpSgdSettings:
+    """Opacus DP-SGD on each client."""
+
+    enabled: bool = False
+    noise_multiplier: float = 1.0
+    max_grad_norm: float = 1.0
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    """The whole ``privacy`` config group."""
+
+    mechanism: str = "none"
+    secagg: SecAggSettings = SecAggSettings()
+    central_dp: CentralDpSettings = CentralDpSettings()
+    dpsgd: DpSgdSettings = DpSgdSettings()
+    target_epsilon: float | None = None  # derive the noise multiplier for this epsilon
+    delta: float | None = None  # None: 1/N (users for central DP, the client's rows for DP-SGD)
+    accountant: str = "rdp"  # Opacus accountant: rdp | prv
+
+    @classmethod
+    def from_cfg(cls, cfg: dict) -> PrivacySettings:
+        """Settings from the resolved experiment config (``cfg["privacy"]``; absent = none)."""
+        p = dict(cfg.get("privacy") or {})
+        try:
+            settings = cls(
+                mechanism=p.get("mechanism", "none"),
+                secagg=SecAggSettings(**(p.get("secagg") or {})),
+                central_dp=CentralDpSettings(**(p.get("central_dp") or {})),
+                dpsgd=DpSgdSettings(**(p.get("dpsgd") or {})),
+                target_epsilon=p.get("target_epsilon"),
+                delta=p.get("delta"),
+                accountant=p.get("accountant", "rdp"),
+            )
+        except TypeError as err:  # an unknown key in one of the sub-tables
+            raise PrivacyConfigError("privacy", str(err)) from err
+        settings.validate()
+        return settings
+
+    @property
+    def any_dp(self) -> bool:
+        return self.central_dp.enabled or self.dpsgd.enabled
+
+    @property
+    def uniform_weights(self) -> bool:
+        """Central DP averages clipped updates with equal weights (the noise is calibrated so)."""
+        return self.central_dp.enabled
+
+    def validate(self) -> None:
+        """Refuse combinations that cannot run (names the offending field)."""
+        c = self.central_dp
+        if self.accountant not in ("rdp", "prv"):
+            raise PrivacyConfigError("accountant", f"must be 'rdp' or 'prv', got {self.accountant!r}")
+        if c.enabled and self.dpsgd.enabled:
+            raise PrivacyConfigError("dpsgd.enabled", "choose one DP mechanism: central_dp or dpsgd")
+        if c.clipping not in ("server", "client"):
+            raise PrivacyConfigError("central_dp.clipping", f"must be 'server' or 'client', got {c.clipping!r}")
+        if c.enabled and self.secagg.enabled and c.clipping == "server":
+            raise PrivacyConfigError(
+                "central_dp.clipping", "with SecAgg+ the server never sees an update to clip: use 'client'"
+            )
+        if c.enabled and self.secagg.enabled and c.adaptive:
+            raise PrivacyConfigError(
+                "central_dp.adaptive", "adaptive clipping with SecAgg+ is not supported (use fixed clipping)"
+            )
+        for name, val in (
+            ("central_dp.noise_multiplier", c.noise_multiplier),
+            ("dpsgd.noise_multiplier", self.dpsgd.noise_multiplier),
+        ):
+            if val < 0 or not math.isfinite(val):
+                raise PrivacyConfigError(name, f"must be a finite non-negative number, got {val}")
+        if c.enabled and c.clipping_norm <= 0:
+            raise PrivacyConfigError("central_dp.clipping_norm", f"must be positive, got {c.clipping_norm}")
+        if self.dpsgd.enabled and self.dpsgd.max_grad_norm <= 0:
+            raise PrivacyConfigError("dpsgd.max_grad_norm", f"must be positive, got {self.dpsgd.max_grad_norm}")
+        if self.target_epsilon is not None and self.target_epsilon <= 0:
+            raise PrivacyConfigError("target_epsilon", f"must be positive, got {self.target_epsilon}")
+        if self.delta is not None and not 0 < self.delta < 1:
+            raise PrivacyConfigError("delta", f"must lie in (0, 1), got {self.delta}")
+
+    def delta_for(self, population: int) -> float:
+        """δ: the configured value, or 1/N for a population of N (users or records)."""
+        return float(self.delta) if self.delta is not None else 1.0 / max(int(population), 1)
