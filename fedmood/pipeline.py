@@ -90,8 +90,11 @@ def run_centralised(cfg: dict, devices: list[LocalData], progress: bool = True) 
     return run
 
 
-def run_federated_simulation(cfg: dict) -> FederatedRun:
-    """The Flower run: one simulated SuperNode per user, ``run_simulation`` on Ray."""
+def run_federated_simulation(cfg: dict, client_mods: list | None = None) -> FederatedRun:
+    """The Flower run: one simulated SuperNode per user, ``run_simulation`` on Ray.
+
+    ``client_mods`` wrap every client message (e.g. the privacy audit mod).
+    """
     from flwr.simulation import run_simulation
 
     from fedmood.federated.client_app import build_client_app
@@ -101,7 +104,7 @@ def run_federated_simulation(cfg: dict) -> FederatedRun:
     logging.getLogger("flwr").setLevel(fed["flower_log_level"])
     out: dict[str, FederatedRun] = {}
     server = build_server_app(lambda _ctx: cfg, lambda run, _cfg: out.setdefault("run", run))
-    client = build_client_app(lambda _ctx: cfg)
+    client = build_client_app(lambda _ctx: cfg, client_mods)
     n_users, _ = data_shape(cfg["data"], int(cfg["seed"]))
     run_simulation(
         server_app=server,
@@ -138,6 +141,13 @@ def summary_row(model: str, rounds: list[dict]) -> dict:
         "sec_per_epoch": float(np.mean(secs)),
         "sec_per_epoch_after_first": float(np.mean(secs[1:])) if len(secs) > 1 else float(secs[0]),
     }
+
+
+def federated_summary_row(run: FederatedRun) -> dict:
+    """The federated run's summary row with its privacy columns (mechanism, noise, ε, δ, ...)."""
+    row = summary_row(FEDERATED, run.rounds)
+    row["sec_per_round"] = row["sec_per_epoch_after_first"]
+    return row | run.privacy
 
 
 def _suggestion_rows(
@@ -189,7 +199,7 @@ def run_comparison(cfg: dict, out_dir: str | Path | None, progress: bool = True)
     central = run_centralised(cfg, devices, progress)
     fed = run_federated_simulation(cfg)
     metrics = pd.concat([metrics_table(CENTRAL, central.rounds), metrics_table(FEDERATED, fed.rounds)])
-    summary = pd.DataFrame([summary_row(CENTRAL, central.rounds), summary_row(FEDERATED, fed.rounds)])
+    summary = pd.DataFrame([summary_row(CENTRAL, central.rounds), federated_summary_row(fed)])
     c, f = summary.iloc[0], summary.iloc[1]
     extra = {
         "val_mse_ratio": f["val_mse"] / c["val_mse"],
@@ -227,14 +237,18 @@ def run_comparison(cfg: dict, out_dir: str | Path | None, progress: bool = True)
     return result
 
 
-def write_federated_only(run: FederatedRun, cfg: dict) -> Path:
-    """Results of a ``flwr run .`` (no centralised baseline): metrics, summary, figure."""
-    out = Path(cfg["results_root"]) / time.strftime("%Y-%m-%d_%H-%M-%S")
+def write_federated_only(run: FederatedRun, cfg: dict, out: str | Path | None = None) -> Path:
+    """Results of a federated-only run (``flwr run .``, the privacy experiments): metrics, summary, figure."""
+    out = Path(out) if out is not None else Path(cfg["results_root"]) / time.strftime("%Y-%m-%d_%H-%M-%S")
     writer = ResultsWriter(out)
     writer.config(cfg)
     metrics = metrics_table(FEDERATED, run.rounds)
     writer.table("metrics", metrics)
-    writer.table("summary", pd.DataFrame([summary_row(FEDERATED, run.rounds)]))
-    writer.figure("mse_federated", mse_curves(metrics, [FEDERATED], "Federated (Flower FedAvg)"))
+    writer.table("rounds_federated", pd.DataFrame(run.rounds))
+    writer.table("summary", pd.DataFrame([federated_summary_row(run)]))
+    writer.figure(
+        "mse_federated",
+        mse_curves(metrics, [FEDERATED], f"Federated (Flower FedAvg), {run.privacy.get('mechanism', 'none')}"),
+    )
     print(f"results: {out}", flush=True)
     return out

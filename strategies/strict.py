@@ -10,7 +10,7 @@ in the ServerApp, which makes ``run_simulation`` / ``flwr run`` fail.
 * :class:`FailLoudlyLegacy` wraps a legacy one (``flwr.server.strategy``, used by SecAgg+).
 
 Both take ``strict=False`` to only report (SecAgg+ tolerates dropouts by design), and an
-``on_aggregate(round, arrays_or_None, metrics)`` callback for progress and privacy accounting.
+``on_aggregate(round, arrays_or_None, metrics, n_results)`` callback for progress and privacy accounting.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from flwr.server.strategy import Strategy as LegacyStrategy
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-OnAggregate = Callable[[int, object, object], None]
+OnAggregate = Callable[[int, object, object, int], None]
 
 
 class ClientRoundError(RuntimeError):
@@ -66,7 +66,7 @@ class FailLoudly(Strategy):
             check_replies("train", server_round, self._sent["train"], replies)
         arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         if self.on_aggregate is not None:
-            self.on_aggregate(server_round, arrays, metrics)
+            self.on_aggregate(server_round, arrays, metrics, len(replies))
         return arrays, metrics
 
     def configure_evaluate(self, server_round: int, arrays, config: ConfigRecord, grid: Grid):
@@ -101,7 +101,7 @@ class FailLoudlyLegacy(LegacyStrategy):
         self._check("fit", server_round, failures)
         params, metrics = self.strategy.aggregate_fit(server_round, results, failures)
         if self.on_aggregate is not None:
-            self.on_aggregate(server_round, params, metrics)
+            self.on_aggregate(server_round, params, metrics, len(results))
         return params, metrics
 
     def configure_evaluate(self, server_round, parameters, client_manager):

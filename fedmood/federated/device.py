@@ -41,7 +41,7 @@ TRAIN_ROWS = "train-rows"
 DPSGD_EPSILON, DPSGD_DELTA, DPSGD_NOISE = "dpsgd-epsilon", "dpsgd-delta", "dpsgd-noise"
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=8192)  # a simulation actor serves many nodes: keep every one it has loaded
 def _cached_local_data(data_json: str, user: int, seed: int) -> LocalData:
     return load_local_data(json.loads(data_json), user, seed)
 
@@ -126,6 +126,7 @@ def local_round(cfg: dict, context: Context, items: Mapping[str, np.ndarray], co
     privacy = PrivacySettings.from_cfg(cfg)
     private = None
     if privacy.dpsgd.enabled and len(train):
+        model.train()
         delta = privacy.delta_for(len(train))
         rate = dpsgd.sample_rate(len(train), tcfg.batch_size)
         noise = dpsgd.noise_multiplier_for(

@@ -111,15 +111,16 @@ class RoundLog:
         self.num_rounds, self.ledger = num_rounds, ledger
         self.train: dict[int, dict] = {}
         self.epsilon: dict[int, float] = {}
+        self.clients: dict[int, int] = {}
         self.stamps: list[float] = []
 
     def stamp(self, *_args) -> None:
         """Called after every round's aggregation (and once before the first round)."""
         self.stamps.append(time.perf_counter())
 
-    def on_aggregate(self, rnd: int, arrays, metrics) -> None:
+    def on_aggregate(self, rnd: int, arrays, metrics, n_results: int) -> None:
         metrics = dict(metrics or {})
-        self.train[rnd] = metrics
+        self.train[rnd], self.clients[rnd] = metrics, n_results
         if arrays is not None:
             self.ledger.released(metrics)
         self.epsilon[rnd] = self.ledger.epsilon()
@@ -146,6 +147,7 @@ class RoundLog:
                     "client_seconds": float(m.get(CLIENT_SECONDS, np.nan)),
                     "fit_seconds": float(m.get(FIT_SECONDS, np.nan)),
                     "epsilon": self.epsilon.get(rnd, np.nan),
+                    "clients": self.clients.get(rnd, 0),
                 }
             )
         return out
@@ -253,7 +255,6 @@ def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> Fede
     if privacy.secagg.enabled:
         if context is None:
             raise ValueError("SecAgg+ runs need the ServerApp's Context (legacy workflow)")
-        log_.stamp()
         arrays, final = _train_secagg(grid, context, cfg, log_, n_users, n_items, train_config)
     else:
         arrays, final = _train_message_api(grid, cfg, log_, n_users, n_items, train_config)

@@ -1,0 +1,94 @@
+"""The privacy-utility sweep: skip duplicate runs, collect one table and one figure.
+
+A Hydra multirun crosses mechanism x noise level; mechanisms without noise (``none``,
+``secagg``) run once (:func:`claim_run` lets the first of them through), the others once per
+level. :class:`CollectPrivacySweep` (a Hydra callback) gathers every run's ``summary.csv`` at the
+end into ``privacy_utility.csv`` and ``figures/privacy_utility.png`` in the sweep folder; run
+``python -m fedmood.sweep <sweep folder>`` to collect again (e.g. after resuming).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hydra.experimental.callback import Callback
+
+from fedmood.results import ResultsWriter
+
+COLUMNS = ["mechanism", "noise_multiplier", "epsilon", "delta", "val_mse", "sec_per_round"]
+
+
+def claim_run(sweep_dir: str | Path, key: str) -> bool:
+    """True the first time ``key`` is claimed in ``sweep_dir`` (atomic marker file)."""
+    marker = Path(sweep_dir) / f".claimed-{key}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def collect(sweep_dir: str | Path) -> pd.DataFrame:
+    """One table of every run's summary in ``sweep_dir`` (and the figure), written there."""
+    sweep_dir = Path(sweep_dir)
+    frames = []
+    for path in sorted(sweep_dir.glob("*/summary.csv")):
+        df = pd.read_csv(path)
+        df.insert(0, "run", path.parent.name)
+        frames.append(df)
+    if not frames:
+        raise FileNotFoundError(f"no run summaries (*/summary.csv) in {sweep_dir}")
+    table = pd.concat(frames, ignore_index=True)
+    table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
+    table = table.sort_values(["mechanism", "epsilon"]).reset_index(drop=True)
+    writer = ResultsWriter(sweep_dir)
+    writer.table("privacy_utility", table)
+    writer.figure("privacy_utility", privacy_utility_figure(table))
+    return table
+
+
+def privacy_utility_figure(table: pd.DataFrame):
+    """Validation MSE against ε, one line per DP mechanism; runs without DP as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    dp = table[np.isfinite(table["epsilon"].astype(float))]
+    for mech, g in dp.groupby("mechanism"):
+        g = g.sort_values("epsilon")
+        level = g["dp_level"].iloc[0]
+        ax.plot(g["epsilon"], g["val_mse"], marker="o", label=f"{mech} ({level}-level ε)")
+    styles = {"none": ("black", "-"), "secagg": ("grey", "--")}
+    for mech, g in table[~np.isfinite(table["epsilon"].astype(float))].groupby("mechanism"):
+        color, ls = styles.get(mech, ("tab:grey", ":"))
+        ax.axhline(float(g["val_mse"].iloc[0]), color=color, ls=ls, lw=1, label=f"{mech} (no DP)")
+    ax.set_xscale("log")
+    ax.set_xlabel("ε spent over the run (δ = 1/N)")
+    ax.set_ylabel("validation MSE")
+    ax.set_title("Federated mood recommender: privacy vs utility")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+class CollectPrivacySweep(Callback):
+    """Hydra callback: collect the sweep's table and figure when the multirun ends."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        table = collect(config.hydra.sweep.dir)
+        cols = ["mechanism", "noise_multiplier", "epsilon", "delta", "val_mse", "sec_per_round"]
+        print("\n" + table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print(f"\nsweep table and figure: {config.hydra.sweep.dir}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m fedmood.sweep <sweep folder>")
+    print(collect(sys.argv[1]).to_string(index=False))
