@@ -6,6 +6,7 @@ schedule (torch's ``OneCycleLR``) with momentum cycling, MSE loss, shuffled mini
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -69,8 +70,11 @@ def make_scheduler(
     """One-cycle schedule over ``total_steps``, positioned at ``start_step``.
 
     A federated client runs one slice of the whole-run schedule each round; ``OneCycleLR`` computes
-    the rate from its step counter alone, so it is positioned by setting that counter.
+    the rate from its step counter alone, so it is positioned by setting that counter. Very short
+    runs (fewer than ~2/pct_start steps, where ``OneCycleLR`` has an empty warm-up phase) get a
+    cycle of that minimum length and stop before its end.
     """
+    total_steps = max(total_steps, math.ceil(2 / cfg.pct_start) + 2)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt,
         max_lr=cfg.lr_max,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -152,8 +153,8 @@ def local_round(cfg: dict, context: Context, items: Mapping[str, np.ndarray], co
     sched = make_scheduler(opt, tcfg, total_steps=n_rounds * epochs * spe, start_step=(rnd - 1) * epochs * spe)
     t_fit = time.perf_counter()
     train_mse = 0.0
-    if len(train):
-        for _ in range(epochs):
+    with dpsgd.quiet() if private else nullcontext():
+        for _ in range(epochs if len(train) else 0):
             batches = private.batches(train, 1, gen) if private else shuffled_batches(train, tcfg.batch_size, gen)
             train_mse = train_epoch(private.model if private else model, batches, opt, sched)
     metrics[FIT_SECONDS] = time.perf_counter() - t_fit
