@@ -38,6 +38,11 @@ def flower_accountant(delta: float, population: int) -> RdpAccountant:
 def wrap_central_dp(strategy, settings, noise_multiplier: float, num_sampled: int, accountant=None):
     """``strategy`` wrapped in the Message-API DP wrapper that ``settings`` (``CentralDpSettings``) asks for."""
     if settings.adaptive:
+        # Flower's default clipped-count noise (clients/20, as Andrew et al.) must exceed z/2; with
+        # few clients or much noise, use z itself: the update noise then rises by only 15 %.
+        stddev = settings.clipped_count_stddev
+        if stddev is None:
+            stddev = max(num_sampled / 20, noise_multiplier)
         cls = (
             DifferentialPrivacyServerSideAdaptiveClipping
             if settings.clipping == "server"
@@ -50,7 +55,7 @@ def wrap_central_dp(strategy, settings, noise_multiplier: float, num_sampled: in
             initial_clipping_norm=settings.clipping_norm,
             target_clipped_quantile=settings.target_clipped_quantile,
             clip_norm_lr=settings.clip_norm_lr,
-            clipped_count_stddev=settings.clipped_count_stddev,
+            clipped_count_stddev=stddev,
         )
     cls = (
         DifferentialPrivacyServerSideFixedClipping

@@ -8,6 +8,7 @@ import pytest
 from flwr.app import Context, Message, Metadata, RecordDict
 
 from fedmood.data.generator import GeneratorConfig, write_day_logs
+from fedmood.federated.device import node_context
 from fedmood.federated.run_config import compose_config
 
 SMALL = GeneratorConfig(n_users=6, n_days=4, seed=11)
@@ -52,10 +53,4 @@ def make_message(content: RecordDict, message_type: str, dst: int = 1) -> Messag
 
 def make_context(partition_id: int, n: int) -> Context:
     """A node Context as the simulation engine would build it."""
-    return Context(
-        run_id=1,
-        node_id=partition_id + 1,
-        state=RecordDict(),
-        node_config={"partition-id": partition_id, "num-partitions": n},
-        run_config={},
-    )
+    return node_context(partition_id, n)

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, Context
+from flwr.app import ArrayRecord, Context, RecordDict
 
 from fedmood.clustering import cluster_counts, slot_histograms
 from fedmood.data.fragments import N_CODES
@@ -45,6 +45,17 @@ DPSGD_EPSILON, DPSGD_DELTA, DPSGD_NOISE = "dpsgd-epsilon", "dpsgd-delta", "dpsgd
 @lru_cache(maxsize=8192)  # a simulation actor serves many nodes: keep every one it has loaded
 def _cached_local_data(data_json: str, user: int, seed: int) -> LocalData:
     return load_local_data(json.loads(data_json), user, seed)
+
+
+def node_context(partition: int, n_partitions: int) -> Context:
+    """A node's Context as Flower's simulation builds it, to run device code in-process."""
+    return Context(
+        run_id=1,
+        node_id=partition + 1,
+        state=RecordDict(),
+        node_config={"partition-id": partition, "num-partitions": n_partitions},
+        run_config={},
+    )
 
 
 def device_data(cfg: dict, context: Context) -> LocalData:
@@ -130,7 +141,8 @@ def local_round(cfg: dict, context: Context, items: Mapping[str, np.ndarray], co
         model.train()
         delta = privacy.delta_for(len(train))
         rate = dpsgd.sample_rate(len(train), tcfg.batch_size)
-        noise = dpsgd.noise_multiplier_for(
+        noise = dpsgd.device_noise(
+            context.state,
             privacy.dpsgd.noise_multiplier,
             privacy.target_epsilon,
             delta,

@@ -27,6 +27,7 @@ from fedmood.privacy.accounting import noise_for_epsilon
 from fedmood.training import Batches, steps_per_epoch
 
 HISTORY_KEY = "dpsgd-accountant"  # context.state record with the accountant's history
+NOISE_KEY = "dpsgd-noise"  # context.state record with the noise calibrated for a target ε
 #: RDP orders for the device's ε: integer orders only. Opacus's default grid adds fractional
 #: orders below 12, each ~1 ms to evaluate under sub-sampling (~0.2 s per ε on a phone-sized
 #: CPU); leaving them out can only make the reported ε larger (a valid, slightly looser bound).
@@ -113,18 +114,31 @@ def device_epsilon(noise: float, rate: float, steps: int, delta: float) -> float
 def noise_multiplier_for(
     noise: float, target_epsilon: float | None, delta: float, rate: float, total_steps: int, method: str
 ) -> float:
-    """The configured noise, or the noise that keeps the whole run within ``target_epsilon``.
+    """The configured noise, or the smallest noise that keeps the whole run within ``target_epsilon``.
 
-    Opacus calibrates on its own order grid; the device reports ε on integer orders only, so the
-    noise is raised in 0.5 % steps until the reported ε is within the target too.
+    With the RDP accountant the noise is calibrated on the orders the device reports ε with
+    (bisection, ~30 evaluations of :func:`device_epsilon`); with PRV, by Opacus's own search.
     """
     if target_epsilon is None:
         return noise
-    sigma = noise_for_epsilon(target_epsilon, delta, rate, total_steps, method)
-    if method == "rdp":
-        while device_epsilon(sigma, rate, total_steps, delta) > target_epsilon:
-            sigma *= 1.005
-    return sigma
+    if method != "rdp":
+        return noise_for_epsilon(target_epsilon, delta, rate, total_steps, method)
+    lo, hi = 0.0, 1.0
+    while device_epsilon(hi, rate, total_steps, delta) > target_epsilon:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1e-3 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if device_epsilon(mid, rate, total_steps, delta) <= target_epsilon else (mid, hi)
+    return hi
+
+
+def device_noise(state: RecordDict, noise: float, target_epsilon: float | None, *args) -> float:
+    """:func:`noise_multiplier_for`, calibrated once per device and kept in its state."""
+    if target_epsilon is None:
+        return noise
+    if NOISE_KEY not in state:
+        state[NOISE_KEY] = ConfigRecord({"noise": noise_multiplier_for(noise, target_epsilon, *args)})
+    return float(state[NOISE_KEY]["noise"])
 
 
 def make_private(

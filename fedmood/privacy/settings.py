@@ -34,8 +34,8 @@ class SecAggSettings:
     """SecAgg+ parameters (see ``flwr.server.workflow.SecAggPlusWorkflow``)."""
 
     enabled: bool = False
-    num_shares: float = 0.4  # int > 2, or a fraction of the sampled clients
-    reconstruction_threshold: float = 0.4  # int < num_shares, or a fraction of the shares
+    num_shares: float = 7  # int > 2, or a fraction of the sampled clients
+    reconstruction_threshold: float = 4  # int < num_shares, or a fraction of the shares
     clipping_range: float = 8.0  # every (weight-scaled) parameter must lie in +-clipping_range
     quantization_range: int = 2**22
     modulus_range: int = 2**32
