@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint bench clean
+.PHONY: run test test-slow lint bench sweep-privacy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/mood_fed_vs_central.py
+	$(PY) benchmarks/privacy_overhead.py
+
+sweep-privacy: $(STAMP)
+	$(PY) experiments/privacy_utility.py -m
 
 clean:
 	rm -rf $(VENV) .cache results

@@ -61,15 +61,27 @@ def privacy_utility_figure(table: pd.DataFrame):
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     dp = table[np.isfinite(table["epsilon"].astype(float))]
-    for mech, g in dp.groupby("mechanism"):
+    markers = iter(["o", "s", "^", "D", "v", "x"])
+    for i, (mech, g) in enumerate(dp.groupby("mechanism")):
         g = g.sort_values("epsilon")
         level = g["dp_level"].iloc[0]
-        ax.plot(g["epsilon"], g["val_mse"], marker="o", label=f"{mech} ({level}-level ε)")
+        ax.plot(
+            g["epsilon"],
+            g["val_mse"],
+            marker=next(markers, "o"),
+            ls=["-", "--", ":", "-."][i % 4],
+            markerfacecolor="none" if i % 2 else None,
+            label=f"{mech} ({level}-level ε)",
+        )
     styles = {"none": ("black", "-"), "secagg": ("grey", "--")}
     for mech, g in table[~np.isfinite(table["epsilon"].astype(float))].groupby("mechanism"):
         color, ls = styles.get(mech, ("tab:grey", ":"))
         ax.axhline(float(g["val_mse"].iloc[0]), color=color, ls=ls, lw=1, label=f"{mech} (no DP)")
     ax.set_xscale("log")
+    eps = sorted(dp["epsilon"].round(2).unique())
+    if eps:
+        ax.set_xticks(eps, [f"{e:g}" for e in eps])
+        ax.minorticks_off()
     ax.set_xlabel("ε spent over the run (δ = 1/N)")
     ax.set_ylabel("validation MSE")
     ax.set_title("Federated mood recommender: privacy vs utility")
