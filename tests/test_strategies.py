@@ -37,9 +37,16 @@ def test_validation_is_weighted_by_validation_examples():
 def test_flower_run_config_maps_onto_hydra_config(small_logs):
     from fedmood.federated.run_config import compose_config, run_config_overrides
 
-    run_config = {"num-server-rounds": 7, "data.n-users": 3, "data.logs-dir": str(small_logs), "seed": 1}
+    run_config = {
+        "num-server-rounds": 7,
+        "data.n-users": 3,
+        "data.logs-dir": str(small_logs),
+        "seed": 1,
+        "privacy-mechanism": "secagg",
+    }
     overrides = run_config_overrides(run_config)
-    assert "training.epochs=7" in overrides and "data.n_users=3" in overrides
+    assert "training.epochs=7" in overrides and "data.n_users=3" in overrides and "privacy=secagg" in overrides
     cfg = compose_config([*overrides, "data.source=logs"])
     assert cfg["training"]["epochs"] == 7 and cfg["federation"]["num_rounds"] == 7
+    assert cfg["privacy"]["secagg"]["enabled"] and cfg["privacy"]["mechanism"] == "secagg"
     assert cfg["data"]["logs_dir"] == str(small_logs) and cfg["seed"] == 1

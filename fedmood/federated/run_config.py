@@ -4,7 +4,8 @@
 ``flwr run .`` hands them ``context.run_config`` from ``[tool.flwr.app.config]`` in pyproject (or
 ``--run-config``); :func:`config_from_context` maps it onto the same Hydra config: a key such as
 ``data.n-users`` becomes the override ``data.n_users=...``; ``num-server-rounds`` sets
-``training.epochs`` (one round is one local epoch).
+``training.epochs`` (one round is one local epoch); ``privacy-mechanism`` picks the ``privacy``
+group.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from omegaconf import OmegaConf
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
-ALIASES = {"num-server-rounds": "training.epochs"}
+ALIASES = {"num-server-rounds": "training.epochs", "privacy-mechanism": "privacy"}
 
 
 def run_config_overrides(run_config: dict) -> list[str]:
