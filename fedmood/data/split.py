@@ -1,7 +1,9 @@
-"""The one data-splitting helper: a seeded per-user train/validation split.
+"""The one data-splitting helper: seeded per-user splits.
 
 Splitting per user keeps each user's validation rows on their own device in the federated run, and
 the centralised baseline uses exactly the same rows (the union of the users' splits).
+:func:`split_indices` gives train/validation; :func:`split_train_valid_test` the 80/10/10 split
+of the MetaMF data sets (test = ceil(n/10), valid = round((n - test)/9), train = the rest).
 """
 
 from __future__ import annotations
@@ -21,3 +23,12 @@ def split_indices(n: int, val_frac: float, seed: int, user: int = 0) -> tuple[np
     if n >= 2 and val_frac > 0:
         n_val = min(max(n_val, 1), n - 1)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def split_train_valid_test(n: int, seed: int, user: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices ``(train, valid, test)`` of ``n`` rows by the MetaMF rule, deterministic in ``(seed, user)``."""
+    perm = np.random.default_rng([seed, user, 0x7E57]).permutation(n)
+    n_test = -(-n // 10)
+    n_valid = round((n - n_test) / 9)
+    test, valid, train = perm[:n_test], perm[n_test : n_test + n_valid], perm[n_test + n_valid :]
+    return np.sort(train), np.sort(valid), np.sort(test)
