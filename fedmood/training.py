@@ -7,7 +7,8 @@ schedule (torch's ``OneCycleLR``) with momentum cycling, MSE loss, shuffled mini
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,17 +102,64 @@ def shuffled_batches(data: Batches, batch_size: int, generator: torch.Generator)
         yield data.take(perm[start : start + batch_size])
 
 
+def with_progress(batches: Iterable[Batches], total: int, label: str, every_s: float = 15.0) -> Iterator[Batches]:
+    """Pass ``batches`` through, printing ``label k/total`` at most every ``every_s`` seconds."""
+    t0 = last = time.perf_counter()
+    for k, batch in enumerate(batches, start=1):
+        yield batch
+        now = time.perf_counter()
+        if now - last >= every_s:
+            print(f"{label} {k}/{total} batches ({now - t0:.0f}s)", flush=True)
+            last = now
+
+
+class CombinedOptimizer:
+    """Several optimisers stepped as one (e.g. dense Adam + SparseAdam), with optional grad-norm clipping."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer], clip_norm: float | None = None) -> None:
+        self.optimizers, self.clip_norm = optimizers, clip_norm
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for opt in self.optimizers for g in opt.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        if self.clip_norm is not None:
+            params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+            norms = [p.grad.coalesce()._values().norm() if p.grad.is_sparse else p.grad.norm() for p in params]
+            total = torch.stack(norms).norm() if norms else torch.tensor(0.0)
+            scale = self.clip_norm / (float(total) + 1e-6)
+            if scale < 1:
+                for p in params:
+                    p.grad.mul_(scale)
+        for opt in self.optimizers:
+            opt.step()
+
+    def state_dict(self) -> list[dict]:
+        return [opt.state_dict() for opt in self.optimizers]
+
+    def load_state_dict(self, states: list[dict]) -> None:
+        for opt, state in zip(self.optimizers, states, strict=True):
+            opt.load_state_dict(state)
+
+
 def train_epoch(
     model: nn.Module,
     batches: Iterable[Batches],
-    opt: torch.optim.Optimizer,
+    opt: torch.optim.Optimizer | CombinedOptimizer,
     sched: torch.optim.lr_scheduler.LRScheduler | None,
+    penalty: Callable[[Batches], torch.Tensor] | None = None,
 ) -> float:
     """One optimiser step per batch; returns the mean training MSE over the rows seen.
 
     ``batches`` is :func:`shuffled_batches` for plain training or Poisson-sampled batches for
     DP-SGD (:mod:`fedmood.privacy.dpsgd`), where a batch may be empty: the step still runs (the
     DP optimiser adds its noise), but the empty batch adds nothing to the reported loss.
+    ``penalty(batch)`` is added to the loss (not to the reported MSE), e.g. a lazy L2 term.
     """
     model.train()
     total, n = 0.0, 0
@@ -119,7 +167,7 @@ def train_epoch(
         pred = model(batch.users, batch.items)
         loss = nn.functional.mse_loss(pred, batch.ratings)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + penalty(batch) if penalty is not None else loss).backward()
         opt.step()
         if sched is not None:
             sched.step()
@@ -127,6 +175,17 @@ def train_epoch(
             total += loss.item() * len(batch)
             n += len(batch)
     return total / max(n, 1)
+
+
+@torch.no_grad()
+def prediction_errors(model: nn.Module, data: Batches, batch_size: int = 8192) -> torch.Tensor:
+    """``prediction - rating`` for every row of ``data`` (in chunks)."""
+    model.eval()
+    out = [
+        model(data.users[s : s + batch_size], data.items[s : s + batch_size]) - data.ratings[s : s + batch_size]
+        for s in range(0, len(data), batch_size)
+    ]
+    return torch.cat(out) if out else torch.zeros(0)
 
 
 @torch.no_grad()

@@ -84,7 +84,7 @@ def test_malformed_rating_file_names_file_line_and_field(tmp_path, line, field):
 
 def test_gather_forward_equals_the_full_table_forward():
     torch.manual_seed(0)
-    m = MetaMF(7, 11, layers=(8,))
+    m = MetaMF(7, 11, layers=(8,), sparse=False)
     users, items = torch.randint(0, 7, (40,)), torch.randint(0, 11, (40,))
     fast, naive = m(users, items), m.forward_full_table(users, items)
     assert torch.allclose(fast, naive, atol=1e-6)
@@ -96,7 +96,7 @@ def test_gather_forward_equals_the_full_table_forward():
 
 def test_nometamf_freezes_exactly_the_rating_model_generators():
     torch.manual_seed(0)
-    meta, nometa = MetaMF(5, 9), MetaMF(5, 9, meta=False)
+    meta, nometa = MetaMF(5, 9, sparse=False), MetaMF(5, 9, meta=False, sparse=False)
     frozen = {n for n, p in nometa.named_parameters() if not p.requires_grad}
     expected = {n for n, _ in nometa.named_parameters() if n.startswith(RATING_GENERATOR_PREFIXES)}
     assert frozen == expected and len(frozen) == 2 * 3 * 2  # 2 layers x (hidden, weight, bias) x (W, b)
@@ -119,3 +119,34 @@ def test_published_splits_load_with_their_documented_sizes(name, sizes):
     data = load_metamf_dataset(SHARED, name)
     assert (data.n_users, data.n_items, len(data.train), len(data.valid), len(data.test)) == sizes
     assert all((np.diff(data.split(s).users) >= 0).all() for s in SPLITS)
+
+
+def _tiny_splits(seed=0, n_users=12, n_items=15):
+    rng = np.random.default_rng(seed)
+    taste = rng.normal(size=(n_users, 3)) @ rng.normal(size=(3, n_items))
+
+    def rows(k):
+        users = np.repeat(np.arange(n_users), k)
+        items = rng.integers(0, n_items, len(users))
+        return Ratings(users, items, np.clip(np.round(3 + taste[users, items]), 1, 5).astype(np.float32))
+
+    return rows(12), rows(3)
+
+
+def test_fit_resumes_from_its_checkpoint_with_the_same_result(tmp_path):
+    from fedmood.metamf.train import MetaTrainConfig, fit
+
+    train, valid = _tiny_splits()
+    cfg = MetaTrainConfig(lr=3e-3, max_epochs=4, patience=10)
+    torch.manual_seed(1)
+    straight = fit(MetaMF(12, 15), train, valid, cfg, tmp_path / "a.pt", progress=False)
+    assert straight.history[-1]["val_mae"] < straight.history[0]["val_mae"]
+    # a run stopped after 2 epochs, then resumed in a fresh process to 4 epochs
+    torch.manual_seed(1)
+    fit(MetaMF(12, 15), train, valid, MetaTrainConfig(lr=3e-3, max_epochs=2, patience=10), tmp_path / "b.pt", False)
+    torch.manual_seed(99)  # a different initialisation: the checkpoint must override it
+    resumed = fit(MetaMF(12, 15), train, valid, cfg, tmp_path / "b.pt", progress=False)
+    assert [h["val_mae"] for h in resumed.history] == [h["val_mae"] for h in straight.history]
+    assert resumed.best_epoch == straight.best_epoch
+    with pytest.raises(ValueError, match="another training config"):
+        fit(MetaMF(12, 15), train, valid, MetaTrainConfig(lr=1e-3, max_epochs=4), tmp_path / "a.pt", False)

@@ -43,6 +43,7 @@ class MetaMF(nn.Module):
         item_rank: int = 8,
         layers: tuple[int, ...] = (8,),
         meta: bool = True,
+        sparse: bool = True,
     ) -> None:
         super().__init__()
         self.n_items, self.item_dim, self.item_rank = n_items, item_dim, item_rank
@@ -54,7 +55,11 @@ class MetaMF(nn.Module):
         self.rating_weight = nn.ModuleList(nn.Linear(hidden, i * o) for i, o in self.shapes)
         self.rating_bias = nn.ModuleList(nn.Linear(hidden, o) for _, o in self.shapes)
         self.item_hidden = nn.Linear(mem_dim, hidden)
-        self.item_rows = nn.Linear(hidden, n_items * item_rank)  # A_u, generated row by row
+        # Linear(hidden, items * rank) generating A_u, stored item by item: row i holds the rank x hidden
+        # weights (and rank biases) that produce item i's rows of A_u, so a batch gathers its items'
+        # rows only, and with ``sparse=True`` gets sparse gradients for them.
+        self.item_rows = nn.Embedding(n_items, item_rank * hidden, sparse=sparse)
+        self.item_rows_bias = nn.Embedding(n_items, item_rank, sparse=sparse)
         self.item_basis = nn.Linear(hidden, item_rank * item_dim)  # B_u
         self.reset_parameters()
         self.meta = meta
@@ -66,7 +71,10 @@ class MetaMF(nn.Module):
     def reset_parameters(self) -> None:
         """Xavier-normal weights, zero biases (as the reference code)."""
         for name, p in self.named_parameters():
-            if name.endswith("bias"):
+            if name.startswith("item_rows."):  # Xavier of the Linear(hidden, items * rank) it stands for
+                fan_in, fan_out = p.shape[1] // self.item_rank, p.shape[0] * self.item_rank
+                nn.init.normal_(p, std=(2.0 / (fan_in + fan_out)) ** 0.5)
+            elif name.endswith("bias") or name.startswith("item_rows_bias."):
                 nn.init.zeros_(p)
             else:
                 nn.init.xavier_normal_(p)
@@ -89,8 +97,8 @@ class MetaMF(nn.Module):
         """Row ``items[b]`` of user b's generated item table, without building the table."""
         h = F.relu(self.item_hidden(c))  # (B, hidden)
         k = self.item_rank
-        rows = self.item_rows.weight.view(self.n_items, k, -1)[items]  # (B, k, hidden): only the rows needed
-        a = torch.einsum("bkh,bh->bk", rows, h) + self.item_rows.bias.view(self.n_items, k)[items]
+        rows = self.item_rows(items).view(-1, k, h.shape[1])  # (B, k, hidden): only the rows needed
+        a = torch.einsum("bkh,bh->bk", rows, h) + self.item_rows_bias(items)
         basis = self.item_basis(h).view(-1, k, self.item_dim)  # (B, k, item_dim)
         return torch.bmm(a.unsqueeze(1), basis).squeeze(1)
 
@@ -110,8 +118,10 @@ class MetaMF(nn.Module):
         """The reference computation: every user's full item table, then a one-hot pick (tests only)."""
         c = self.collaborative(users)
         h = F.relu(self.item_hidden(c))
+        weight = self.item_rows.weight.view(self.n_items * self.item_rank, -1)
+        rows = F.linear(h, weight, self.item_rows_bias.weight.view(-1))
         table = torch.bmm(
-            self.item_rows(h).view(-1, self.n_items, self.item_rank),
+            rows.view(-1, self.n_items, self.item_rank),
             self.item_basis(h).view(-1, self.item_rank, self.item_dim),
         )  # (B, items, item_dim)
         one_hot = F.one_hot(items, self.n_items).to(table.dtype)
