@@ -157,7 +157,11 @@ def fit(
     return result
 
 
-def per_user_abs_errors(model: MetaMF, data: Ratings, n_users: int) -> tuple[np.ndarray, np.ndarray]:
-    """Summed absolute errors and counts per user (for the user-group MAE)."""
-    err = prediction_errors(model, batches_of(data)).abs().numpy()
-    return np.bincount(data.users, weights=err, minlength=n_users), np.bincount(data.users, minlength=n_users)
+def per_user_errors(model: MetaMF, data: Ratings, n_users: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Summed absolute errors, summed squared errors and counts per user (for the group metrics)."""
+    err = prediction_errors(model, batches_of(data)).double().numpy()
+    return (
+        np.bincount(data.users, weights=np.abs(err), minlength=n_users),
+        np.bincount(data.users, weights=err**2, minlength=n_users),
+        np.bincount(data.users, minlength=n_users),
+    )

@@ -1,0 +1,88 @@
+"""The β sweep's table and figures: ΔMAE@β = MAE@β / MAE@1.0 per data set, model and user group.
+
+:class:`CollectBetaSweep` (a Hydra callback) gathers every run's ``summary.csv`` when the multirun
+ends and writes ``beta_sweep.csv`` (dataset, model, β, group, MAE, MSE, ΔMAE@β) and one figure per
+data set in the style of Müllner et al.'s talk (ΔMAE@β against β, MetaMF and NoMetaMF on one
+plot, one panel per user group). ``python -m fedmood.metamf.sweep <sweep folder>`` collects again.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+from hydra.experimental.callback import Callback
+
+from fedmood.results import ResultsWriter
+
+GROUPS = ("All", "Low", "Med", "High")
+
+
+def delta_mae(table: pd.DataFrame) -> pd.DataFrame:
+    """Add ``delta_mae`` (MAE over the same data set, model and group's MAE at β = 1)."""
+    base = table[table["beta"] == 1.0].set_index(["dataset", "model", "group"])["mae"]
+    keys = list(zip(table["dataset"], table["model"], table["group"], strict=True))
+    table = table.copy()
+    table["delta_mae"] = [row_mae / base.get(k, float("nan")) for row_mae, k in zip(table["mae"], keys, strict=True)]
+    return table
+
+
+def beta_figure(table: pd.DataFrame, dataset: str):
+    """ΔMAE@β against β for MetaMF and NoMetaMF, one panel per user group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(GROUPS), figsize=(3.2 * len(GROUPS), 3.2), sharey=True)
+    sub = table[table["dataset"] == dataset]
+    for ax, group in zip(axes, GROUPS, strict=True):
+        for model, g in sub[sub["group"] == group].groupby("model"):
+            g = g.sort_values("beta")
+            ax.plot(
+                g["beta"],
+                g["delta_mae"],
+                marker="o",
+                label={"metamf": "MetaMF", "nometamf": "NoMetaMF"}.get(model, model),
+            )
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        ax.set_title(group)
+        ax.set_xlabel("β (share of ratings revealed)")
+        ax.invert_xaxis()
+    axes[0].set_ylabel("ΔMAE@β = MAE@β / MAE@1.0")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{dataset}: accuracy under a privacy budget")
+    fig.tight_layout()
+    return fig
+
+
+def collect(sweep_dir: str | Path) -> pd.DataFrame:
+    """One table of every run in ``sweep_dir`` with ΔMAE@β, and a figure per data set, written there."""
+    sweep_dir = Path(sweep_dir)
+    frames = [pd.read_csv(p) for p in sorted(sweep_dir.glob("*/summary.csv"))]
+    if not frames:
+        raise FileNotFoundError(f"no run summaries (*/summary.csv) in {sweep_dir}")
+    table = delta_mae(pd.concat(frames, ignore_index=True))
+    table = table.sort_values(["dataset", "model", "group", "beta"], ascending=[True, True, True, False])
+    writer = ResultsWriter(sweep_dir)
+    writer.table("beta_sweep", table)
+    for dataset in table["dataset"].unique():
+        writer.figure(f"delta_mae_{dataset}", beta_figure(table, dataset))
+    return table
+
+
+class CollectBetaSweep(Callback):
+    """Hydra callback: collect the β sweep's table and figures when the multirun ends."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        table = collect(config.hydra.sweep.dir)
+        cols = ["dataset", "model", "beta", "group", "mae", "mse", "delta_mae"]
+        print("\n" + table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"\nsweep table and figures: {config.hydra.sweep.dir}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m fedmood.metamf.sweep <sweep folder>")
+    print(collect(sys.argv[1]).to_string(index=False))
