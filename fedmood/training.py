@@ -130,10 +130,13 @@ class CombinedOptimizer:
     def step(self) -> None:
         if self.clip_norm is not None:
             params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-            norms = [p.grad.coalesce()._values().norm() if p.grad.is_sparse else p.grad.norm() for p in params]
-            total = torch.stack(norms).norm() if norms else torch.tensor(0.0)
-            scale = self.clip_norm / (float(total) + 1e-6)
-            if scale < 1:
+            for p in params:  # coalesce once (a sparse optimiser would do it again otherwise)
+                if p.grad.is_sparse:
+                    p.grad = p.grad.coalesce()
+            norms = [p.grad.values().norm() if p.grad.is_sparse else p.grad.norm() for p in params]
+            total = float(torch.stack(norms).norm()) if norms else 0.0
+            if total > self.clip_norm:
+                scale = self.clip_norm / (total + 1e-6)
                 for p in params:
                     p.grad.mul_(scale)
         for opt in self.optimizers:

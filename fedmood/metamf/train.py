@@ -57,7 +57,7 @@ def make_optimizer(model: MetaMF, cfg: MetaTrainConfig) -> CombinedOptimizer:
     """Adam on the dense parameters, SparseAdam on the item generator rows, clipped jointly."""
     sparse = [p for n, p in model.named_parameters() if n.startswith(SPARSE_PREFIXES) and p.requires_grad]
     dense = [p for n, p in model.named_parameters() if not n.startswith(SPARSE_PREFIXES) and p.requires_grad]
-    opts: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=cfg.lr, weight_decay=cfg.weight_decay)]
+    opts: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)]
     if sparse:
         opts.append(torch.optim.SparseAdam(sparse, lr=cfg.lr))
     return CombinedOptimizer(opts, clip_norm=cfg.grad_clip)
