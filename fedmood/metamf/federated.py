@@ -1,0 +1,117 @@
+"""Federated MetaMF (the MetaMF paper's Algorithm 1), as the computations each side performs.
+
+The server holds the meta network Θ (memory M, the rating-model generators, the item generator);
+each device holds one user's ratings and user embedding e_u. One round, for the sampled users:
+
+1. ``collaborative``: the device receives M and sends c_u = e_u M and the item ids of its batch;
+2. ``generate`` / ``device_gradients``: the server generates u's private parameters Φ_u (the
+   rating-MLP weights and biases, and u's item embeddings for those items only) and sends them; the
+   device computes its summed squared error on its batch and returns only ∂L/∂Φ_u;
+3. ``server_backward``: the server back-propagates ∂L/∂Φ_u (divided by the round's total number of
+   rows, as the centralised mean loss) through the generators into Θ and ∂L/∂c_u, and sends
+   ∂L/∂c_u; the device returns e_uᵀ ∂L/∂c_u (M's gradient share) and ‖∂L/∂e_u‖²;
+4. the server clips all gradients jointly (norm 5, the devices' shares included) and steps Θ; the
+   device receives the clip scale and steps e_u with its own Adam.
+
+With every user of a centralised batch sampled, one round equals one centralised training step
+(tested). The devices learn Φ_u and M; the server learns c_u, the batch's item ids and the gradients
+(the paper's §7 notes these can leak).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from fedmood.metamf.model import MetaMF
+
+
+@dataclass
+class PrivateParameters:
+    """Φ_u: the generated rating-MLP layers and the item embeddings of the device's batch items."""
+
+    layers: list[tuple[torch.Tensor, torch.Tensor]]  # (in x out weight, out bias) per layer
+    item_ids: torch.Tensor  # the distinct items of the batch
+    item_embeddings: torch.Tensor  # (len(item_ids), item_dim)
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [t for w, b in self.layers for t in (w, b)] + [self.item_embeddings]
+
+
+def generate(model: MetaMF, c_u: torch.Tensor, item_ids: torch.Tensor) -> PrivateParameters:
+    """Server: Φ_u from the collaborative vector ``c_u`` (128,) for ``item_ids`` (with autograd)."""
+    c = c_u.unsqueeze(0)
+    layers = [(w[0], b[0]) for w, b in model.rating_model(c)]
+    items = model.item_embeddings(c.expand(len(item_ids), -1), item_ids)
+    return PrivateParameters(layers, item_ids, items)
+
+
+def device_gradients(
+    phi: PrivateParameters, items: torch.Tensor, ratings: torch.Tensor
+) -> tuple[float, list[torch.Tensor]]:
+    """Device: summed squared error of its batch under Φ_u, and its gradient w.r.t. every tensor of Φ_u."""
+    leaves = [t.detach().clone().requires_grad_(True) for t in phi.tensors()]
+    n_layers = len(phi.layers)
+    layers = [(leaves[2 * i], leaves[2 * i + 1]) for i in range(n_layers)]
+    table = leaves[-1]
+    row = torch.searchsorted(phi.item_ids, items)
+    x = table[row]
+    for n, (w, b) in enumerate(layers):
+        x = x @ w + b
+        if n < n_layers - 1:
+            x = torch.relu(x)
+    sse = (x.squeeze(-1) - ratings).pow(2).sum()
+    grads = torch.autograd.grad(sse, leaves)
+    return float(sse.detach()), list(grads)
+
+
+def server_backward(
+    model: MetaMF, c_u: torch.Tensor, item_ids: torch.Tensor, grads: list[torch.Tensor], total_rows: int
+) -> torch.Tensor:
+    """Server: accumulate Θ's gradients for one device's Φ_u-gradients; returns ∂L/∂c_u."""
+    c = c_u.detach().clone().requires_grad_(True)
+    phi = generate(model, c, item_ids)
+    torch.autograd.backward(phi.tensors(), [g / total_rows for g in grads])
+    return c.grad
+
+
+def lazy_l2_items(model: MetaMF, item_ids: torch.Tensor, weight_decay: float) -> None:
+    """Server: the lazy L2 gradient of the round's item rows (as the centralised trainer's penalty)."""
+    squares = model.item_rows(item_ids).pow(2).sum() + model.item_rows_bias(item_ids).pow(2).sum()
+    (0.5 * weight_decay * squares).backward()
+
+
+def memory_share(e_u: torch.Tensor, grad_c: torch.Tensor) -> torch.Tensor:
+    """Device: its share of ∂L/∂M, e_uᵀ ∂L/∂c_u (c_u = e_u M)."""
+    return torch.outer(e_u, grad_c)
+
+
+def clip_scale(squared_norms: list[float], max_norm: float) -> float:
+    """The joint clipping factor for gradients with these squared norms (1 when within the norm)."""
+    total = sum(squared_norms) ** 0.5
+    return min(1.0, max_norm / (total + 1e-6)) if total > max_norm else 1.0
+
+
+def server_squared_norm(model: MetaMF) -> float:
+    """Squared norm of Θ's accumulated gradients (sparse ones coalesced in place)."""
+    total = 0.0
+    for p in model.parameters():
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            total += float(p.grad.values().pow(2).sum())
+        else:
+            total += float(p.grad.pow(2).sum())
+    return total
+
+
+def server_step(model: MetaMF, optimizers: list[torch.optim.Optimizer], scale: float) -> None:
+    """Scale Θ's gradients by the joint clip factor and step the server's optimisers."""
+    if scale != 1.0:
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(scale)
+    for opt in optimizers:
+        opt.step()

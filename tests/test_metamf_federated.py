@@ -1,0 +1,71 @@
+"""Federated MetaMF: one round over every user of a batch equals one centralised training step.
+
+Both sides step with SGD (lr 1), so the parameter change is exactly the (jointly clipped)
+gradient; with Adam the same gradients give the same steps, but Adam's first step,
+g / (|g| + eps), turns float rounding in near-zero gradients into visible differences.
+"""
+
+import copy
+
+import numpy as np
+import torch
+
+from fedmood.metamf import federated as fed
+from fedmood.metamf.model import MetaMF
+from fedmood.metamf.train import MetaTrainConfig, lazy_l2
+from fedmood.training import Batches, CombinedOptimizer, train_epoch
+
+
+def test_one_federated_round_equals_one_centralised_step():
+    torch.manual_seed(0)
+    n_users, n_items = 4, 10
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(n_users), 5)
+    items = rng.integers(0, n_items, len(users))
+    ratings = rng.integers(1, 6, len(users)).astype(np.float32)
+    batch = Batches.from_numpy(users, items, ratings)
+    cfg = MetaTrainConfig(grad_clip=0.5)  # a small clip norm, so clipping is exercised
+
+    central = MetaMF(n_users, n_items)
+    server = copy.deepcopy(central)
+    sgd = CombinedOptimizer([torch.optim.SGD(central.parameters(), lr=1.0)], clip_norm=cfg.grad_clip)
+    train_epoch(central, [batch], sgd, None, lazy_l2(central, cfg.weight_decay))
+
+    # devices: their own embedding and Adam; the server never touches user embeddings
+    e = {u: server.user_embedding.weight[u].detach().clone().requires_grad_(True) for u in range(n_users)}
+    dev_opt = {u: torch.optim.SGD([e[u]], lr=1.0) for u in range(n_users)}
+    server.user_embedding.weight.requires_grad_(False)
+    server_opt = [torch.optim.SGD([p for p in server.parameters() if p.requires_grad], lr=1.0)]
+    memory = server.memory.detach().clone()
+    rows = {u: np.flatnonzero(users == u) for u in range(n_users)}
+    # 1. collaborative vectors and batch items
+    c = {u: (e[u] @ memory).detach() for u in range(n_users)}
+    ids = {u: torch.unique(torch.as_tensor(items[rows[u]])) for u in range(n_users)}
+    # 2. private parameters down, their gradients up
+    grads = {}
+    for u in range(n_users):
+        with torch.no_grad():
+            phi = fed.generate(server, c[u], ids[u])
+        _, grads[u] = fed.device_gradients(phi, torch.as_tensor(items[rows[u]]), torch.as_tensor(ratings[rows[u]]))
+    # 3. back-propagation through the generators; M's gradient and the embedding norms from the devices
+    for opt in server_opt:
+        opt.zero_grad(set_to_none=True)
+    grad_c = {u: fed.server_backward(server, c[u], ids[u], grads[u], len(users)) for u in range(n_users)}
+    fed.lazy_l2_items(server, torch.unique(torch.as_tensor(items)), cfg.weight_decay)
+    server.memory.grad = sum(fed.memory_share(e[u].detach(), grad_c[u]) for u in range(n_users))
+    grad_e = {u: grad_c[u] @ memory.T for u in range(n_users)}
+    device_sq = [float(grad_e[u].pow(2).sum()) for u in range(n_users)]
+    # 4. joint clipping and the steps
+    scale = fed.clip_scale([fed.server_squared_norm(server), *device_sq], cfg.grad_clip)
+    assert scale < 1.0
+    fed.server_step(server, server_opt, scale)
+    for u in range(n_users):
+        e[u].grad = grad_e[u] * scale
+        dev_opt[u].step()
+
+    for (name, p_c), (_, p_s) in zip(central.named_parameters(), server.named_parameters(), strict=True):
+        if name != "user_embedding.weight":
+            assert torch.allclose(p_c, p_s, atol=1e-6), (name, float((p_c - p_s).abs().max()))
+    for u in range(n_users):
+        assert torch.allclose(central.user_embedding.weight[u], e[u], atol=1e-6)
+    assert not torch.allclose(central.memory, memory)  # the step did move the model
