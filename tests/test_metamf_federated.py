@@ -8,6 +8,7 @@ g / (|g| + eps), turns float rounding in near-zero gradients into visible differ
 import copy
 
 import numpy as np
+import pytest
 import torch
 
 from fedmood.metamf import federated as fed
@@ -69,3 +70,22 @@ def test_one_federated_round_equals_one_centralised_step():
     for u in range(n_users):
         assert torch.allclose(central.user_embedding.weight[u], e[u], atol=1e-6)
     assert not torch.allclose(central.memory, memory)  # the step did move the model
+
+
+@pytest.mark.flower
+def test_federated_metamf_trains_on_flower_and_counts_the_bytes():
+    from fedmood.data.metamf import Ratings
+    from fedmood.metamf.federated_run import run_federated_metamf
+
+    rng = np.random.default_rng(1)
+    n_users, n_items = 6, 12
+    users = np.repeat(np.arange(n_users), 15)
+    items = rng.integers(0, n_items, len(users))
+    ratings = (1 + (items % 5)).astype(np.float32)  # learnable: the rating depends on the item
+    cfg = {"seed": 0, "training": {"lr": 0.01, "weight_decay": 1e-3, "batch_size": 64, "grad_clip": 5.0}}
+    history, _model = run_federated_metamf(cfg, n_users, n_items, Ratings(users, items, ratings), rounds=5)
+    assert [h["clients"] for h in history] == [n_users] * 5
+    assert history[-1]["train_mse"] < history[0]["train_mse"]
+    floats_phi = 32 * 8 + 8 + 8 + 1  # the generated rating MLP, before the item embeddings
+    assert history[0]["bytes_down_per_client"] > 4 * (32 * 128 + floats_phi)  # memory + Φ_u at least
+    assert history[0]["bytes_up_per_client"] > 4 * (128 + floats_phi + 32 * 128)  # c_u, ∂L/∂Φ_u, M's share

@@ -1,0 +1,124 @@
+"""The device side of federated MetaMF: one user's revealed ratings and user embedding.
+
+``query`` messages carry the round's stage (see :mod:`fedmood.metamf.federated`):
+``collaborative`` (receive M, send c_u and the batch's item ids), ``gradients`` (receive Φ_u,
+send ∂L/∂Φ_u and the summed squared error), ``memory-share`` (receive ∂L/∂c_u, send e_uᵀ ∂L/∂c_u
+and ‖∂L/∂e_u‖²), ``step`` (receive the joint clip factor, step e_u with the device's own Adam).
+The embedding and its Adam state live in ``context.state``; the ratings never leave the device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedmood.data.metamf import Ratings
+from fedmood.metamf import federated as fed
+
+STATE = "metamf-device"
+
+
+def _arrays(**tensors: torch.Tensor) -> ArrayRecord:
+    return ArrayRecord({k: Array(np.ascontiguousarray(v.detach().numpy())) for k, v in tensors.items()})
+
+
+def _tensor(record: ArrayRecord, key: str) -> torch.Tensor:
+    return torch.as_tensor(record[key].numpy())
+
+
+class Device:
+    """A user's device: its rows, embedding and Adam state (restored from / saved to ``context.state``)."""
+
+    def __init__(self, rows: Ratings, context: Context, user_dim: int, n_users: int, lr: float, wd: float, seed: int):
+        self.rows, self.context = rows, context
+        if STATE not in context.state:
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + int(rows.users[0]) if len(rows) else seed)
+            std = math.sqrt(2.0 / (n_users + user_dim))  # Xavier-normal of the (users x dim) table
+            e = torch.randn(user_dim, generator=gen) * std
+            context.state[STATE] = _arrays(e=e, exp_avg=torch.zeros(user_dim), exp_avg_sq=torch.zeros(user_dim))
+            context.state["metamf-step"] = ConfigRecord({"step": 0.0})
+        rec = context.state[STATE]
+        self.e = _tensor(rec, "e").clone().requires_grad_(True)
+        self.opt = torch.optim.Adam([self.e], lr=lr, weight_decay=wd)
+        step = float(context.state["metamf-step"]["step"])
+        if step > 0:
+            self.opt.state[self.e] = {
+                "step": torch.tensor(step),
+                "exp_avg": _tensor(rec, "exp_avg").clone(),
+                "exp_avg_sq": _tensor(rec, "exp_avg_sq").clone(),
+            }
+
+    def save(self) -> None:
+        st = self.opt.state.get(self.e, {})
+        zeros = torch.zeros_like(self.e)
+        self.context.state[STATE] = _arrays(
+            e=self.e, exp_avg=st.get("exp_avg", zeros), exp_avg_sq=st.get("exp_avg_sq", zeros)
+        )
+        self.context.state["metamf-step"] = ConfigRecord({"step": float(st.get("step", torch.tensor(0.0)))})
+
+
+def handle(msg: Message, context: Context, cfg: dict, rows: Ratings) -> Message:
+    """One stage of a federated MetaMF round on this device."""
+    t = cfg["training"]
+    device = Device(rows, context, 32, int(cfg["n_users"]), float(t["lr"]), float(t["weight_decay"]), int(cfg["seed"]))
+    config = msg.content["config"]
+    stage = config["stage"]
+    items, ratings = torch.as_tensor(rows.items), torch.as_tensor(rows.ratings)
+    if stage == "collaborative":
+        memory = _tensor(msg.content["arrays"], "memory")
+        context.state["metamf-memory"] = _arrays(memory=memory)
+        out = RecordDict(
+            {
+                "arrays": _arrays(c=(device.e @ memory).detach(), items=torch.unique(items)),
+                "metrics": MetricRecord({"rows": float(len(rows))}),
+            }
+        )
+    elif stage == "gradients":
+        a = msg.content["arrays"]
+        n_layers = int(config["layers"])
+        phi = fed.PrivateParameters(
+            [(_tensor(a, f"w{i}"), _tensor(a, f"b{i}")) for i in range(n_layers)],
+            _tensor(a, "item_ids"),
+            _tensor(a, "item_embeddings"),
+        )
+        sse, grads = fed.device_gradients(phi, items, ratings)
+        names = [f"{p}{i}" for i in range(n_layers) for p in ("w", "b")] + ["item_embeddings"]
+        out = RecordDict(
+            {"arrays": _arrays(**dict(zip(names, grads, strict=True))), "metrics": MetricRecord({"sse": sse})}
+        )
+    elif stage == "memory-share":
+        grad_c = _tensor(msg.content["arrays"], "grad_c")
+        memory = _tensor(context.state["metamf-memory"], "memory")
+        grad_e = grad_c @ memory.T
+        context.state["metamf-grad"] = _arrays(grad_e=grad_e)
+        out = RecordDict(
+            {
+                "arrays": _arrays(share=fed.memory_share(device.e.detach(), grad_c)),
+                "metrics": MetricRecord({"grad-e-sq": float(grad_e.pow(2).sum())}),
+            }
+        )
+    elif stage == "step":
+        device.e.grad = _tensor(context.state["metamf-grad"], "grad_e") * float(config["scale"])
+        device.opt.step()
+        device.save()
+        out = RecordDict({})
+    else:
+        raise ValueError(f"unknown federated MetaMF stage {stage!r}")
+    return Message(out, reply_to=msg)
+
+
+def build_client_app(cfg_fn: Callable[[Context], dict], rows_fn: Callable[[dict, int], Ratings]) -> ClientApp:
+    """The ClientApp; ``rows_fn(cfg, partition)`` gives the device's revealed training ratings."""
+    app = ClientApp()
+
+    @app.query()
+    def _query(msg: Message, context: Context) -> Message:
+        cfg = cfg_fn(context)
+        return handle(msg, context, cfg, rows_fn(cfg, int(context.node_config["partition-id"])))
+
+    return app
