@@ -12,7 +12,6 @@ without improvement.
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 
 from fedmood.data.metamf import Ratings
 from fedmood.metamf.model import MetaMF
-from fedmood.results import atomic_write_bytes
+from fedmood.results import atomic_write_with
 from fedmood.training import (
     Batches,
     CombinedOptimizer,
@@ -96,9 +95,12 @@ def _resumable(config: dict) -> dict:
 
 
 def _save(path: Path, **payload) -> None:
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    """Stream a checkpoint to disk atomically (no in-memory copy: ciao's is several GB)."""
+    atomic_write_with(path, lambda f: torch.save(payload, f))
+
+
+def _best_path(ckpt: Path) -> Path:
+    return ckpt.with_name(ckpt.stem + ".best.pt")
 
 
 def fit(
@@ -124,6 +126,8 @@ def fit(
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         result = state["result"]
+        if result.best_epoch and _best_path(ckpt).is_file():
+            result.best_state = torch.load(_best_path(ckpt), weights_only=True)
         if progress:
             print(f"[metamf] resumed from {ckpt} after epoch {len(result.history)}", flush=True)
     data = batches_of(train)
@@ -141,7 +145,8 @@ def fit(
         result.history.append(
             {"epoch": epoch, "train_mse": train_mse, "val_mae": val["mae"], "val_mse": val["mse"], "seconds": secs}
         )
-        if val["mae"] < result.best_val_mae:
+        improved = val["mae"] < result.best_val_mae
+        if improved:
             result.best_epoch, result.best_val_mae = epoch, val["mae"]
             result.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if progress:
@@ -150,8 +155,11 @@ def fit(
                 f"(best {result.best_val_mae:.4f} @ {result.best_epoch}) {secs:.1f}s",
                 flush=True,
             )
-        if ckpt is not None:
-            _save(ckpt, config=asdict(cfg), model=model.state_dict(), optimizer=opt.state_dict(), result=result)
+        if ckpt is not None:  # the best model first, so a checkpoint never names a best epoch it lacks
+            if improved:
+                _save(_best_path(ckpt), **result.best_state)
+            light = FitResult(result.history, result.best_epoch, result.best_val_mae)
+            _save(ckpt, config=asdict(cfg), model=model.state_dict(), optimizer=opt.state_dict(), result=light)
     if result.best_state:
         model.load_state_dict(result.best_state)
     return result
