@@ -47,5 +47,5 @@ def test_beta_sweep_writes_the_delta_mae_table_and_figures(tmp_path):
     low = table[(table["beta"] == 0.3) & (table["group"] == "All")]
     assert (low["train_ratings"] < full[full["group"] == "All"]["train_ratings"].max()).all()
     assert (tmp_path / "sweep" / "figures" / "delta_mae_mine.png").is_file()
-    ckpts = sorted(p.name for p in (tmp_path / "results" / "metamf" / "checkpoints").glob("*.pt"))
-    assert len([c for c in ckpts if c.endswith(".best.pt")]) == 4 and len(ckpts) == 8  # last and best per run
+    # finished runs leave no checkpoints behind (they exist only to resume a killed run)
+    assert not list((tmp_path / "results" / "metamf" / "checkpoints").glob("*.pt"))

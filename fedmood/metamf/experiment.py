@@ -1,7 +1,8 @@
 """One MetaMF / NoMetaMF run under a privacy budget β: train, select on validation, test per user group.
 
 Checkpoints live under ``<results_root>/metamf/checkpoints/`` named by (data, model, β, seed), so
-re-running the same configuration resumes a killed run instead of starting over.
+re-running the same configuration resumes a killed run instead of starting over; a finished run
+removes them unless ``keep_checkpoints`` is set.
 """
 
 from __future__ import annotations
@@ -68,4 +69,7 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     table.insert(0, "dataset", label)
     table["best_epoch"], table["train_ratings"] = result.best_epoch, len(train)
     writer.table("summary", table)
+    if not cfg.get("keep_checkpoints", False):  # a finished run needs no resume point (ciao's is ~7 GB)
+        for path in (ckpt, ckpt.with_name(ckpt.stem + ".best.pt")):
+            path.unlink(missing_ok=True)
     return table
