@@ -113,6 +113,12 @@ def with_progress(batches: Iterable[Batches], total: int, label: str, every_s: f
             last = now
 
 
+def clip_factor(squared_norms: Iterable[float], max_norm: float) -> float:
+    """Joint grad-norm clipping: the factor for gradients with these squared norms (1 within the norm)."""
+    total = math.sqrt(sum(squared_norms))
+    return max_norm / (total + 1e-6) if total > max_norm else 1.0
+
+
 class CombinedOptimizer:
     """Several optimisers stepped as one (e.g. dense Adam + SparseAdam), with optional grad-norm clipping."""
 
@@ -127,18 +133,29 @@ class CombinedOptimizer:
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=set_to_none)
 
+    def squared_grad_norm(self) -> float:
+        """Squared norm of all gradients together (sparse ones coalesced in place, once)."""
+        squares = []
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:  # a sparse optimiser would coalesce again otherwise
+                    p.grad = p.grad.coalesce()
+                squares.append((p.grad.values() if p.grad.is_sparse else p.grad).pow(2).sum())
+        return float(torch.stack(squares).sum()) if squares else 0.0
+
+    def scale_grads(self, factor: float) -> None:
+        """Multiply every gradient by ``factor``."""
+        if factor != 1.0:
+            for g in self.param_groups:
+                for p in g["params"]:
+                    if p.grad is not None:
+                        p.grad.mul_(factor)
+
     def step(self) -> None:
         if self.clip_norm is not None:
-            params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-            for p in params:  # coalesce once (a sparse optimiser would do it again otherwise)
-                if p.grad.is_sparse:
-                    p.grad = p.grad.coalesce()
-            norms = [p.grad.values().norm() if p.grad.is_sparse else p.grad.norm() for p in params]
-            total = float(torch.stack(norms).norm()) if norms else 0.0
-            if total > self.clip_norm:
-                scale = self.clip_norm / (total + 1e-6)
-                for p in params:
-                    p.grad.mul_(scale)
+            self.scale_grads(clip_factor([self.squared_grad_norm()], self.clip_norm))
         for opt in self.optimizers:
             opt.step()
 

@@ -14,16 +14,13 @@ import time
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from fedmood.metamf import federated as fed
 from fedmood.metamf.model import MetaMF
+from fedmood.training import CombinedOptimizer, clip_factor
 from strategies.strict import check_replies
-
-
-def _arrays(**tensors: torch.Tensor) -> ArrayRecord:
-    return ArrayRecord({k: Array(np.ascontiguousarray(v.detach().numpy())) for k, v in tensors.items()})
 
 
 def _payload(content: RecordDict) -> int:
@@ -43,7 +40,8 @@ class MetaGeneratorStrategy:
         timeout: float = 600.0,
         seed: int = 0,
     ) -> None:
-        self.model, self.optimizers, self.clip_norm, self.weight_decay = model, optimizers, clip_norm, weight_decay
+        self.model, self.clip_norm, self.weight_decay = model, clip_norm, weight_decay
+        self.optimizer = CombinedOptimizer(optimizers)  # clipped here, jointly with the devices' shares
         self.clients_per_round, self.timeout, self.rng = clients_per_round, timeout, random.Random(seed)
 
     def _exchange(self, grid: Grid, rnd: int, stage: str, per_node: dict[int, RecordDict], sizes: dict) -> dict:
@@ -67,10 +65,10 @@ class MetaGeneratorStrategy:
         sizes = {"down": dict.fromkeys(nodes, 0), "up": dict.fromkeys(nodes, 0)}
         memory = self.model.memory.detach().clone()
         first = self._exchange(
-            grid, rnd, "collaborative", {n: RecordDict({"arrays": _arrays(memory=memory)}) for n in nodes}, sizes
+            grid, rnd, "collaborative", {n: RecordDict({"arrays": fed.to_arrays(memory=memory)}) for n in nodes}, sizes
         )
-        c = {n: torch.as_tensor(first[n]["arrays"]["c"].numpy()) for n in nodes}
-        items = {n: torch.as_tensor(first[n]["arrays"]["items"].numpy()) for n in nodes}
+        c = {n: fed.tensor(first[n]["arrays"], "c") for n in nodes}
+        items = {n: fed.tensor(first[n]["arrays"], "items") for n in nodes}
         total_rows = int(sum(first[n]["metrics"]["rows"] for n in nodes))
         phis = {}
         with torch.no_grad():
@@ -79,26 +77,30 @@ class MetaGeneratorStrategy:
                 layers = {f"{p}{i}": t for i, (w, b) in enumerate(phi.layers) for p, t in (("w", w), ("b", b))}
                 phis[n] = RecordDict(
                     {
-                        "arrays": _arrays(**layers, item_ids=phi.item_ids, item_embeddings=phi.item_embeddings),
+                        "arrays": fed.to_arrays(**layers, item_ids=phi.item_ids, item_embeddings=phi.item_embeddings),
                         "config": ConfigRecord({"layers": len(phi.layers)}),
                     }
                 )
         second = self._exchange(grid, rnd, "gradients", phis, sizes)
-        for opt in self.optimizers:
-            opt.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         grad_c = {}
         for n in nodes:
             a = second[n]["arrays"]
-            grads = [torch.as_tensor(a[k].numpy()) for k in a]
+            grads = [fed.tensor(a, k) for k in a]
             grad_c[n] = fed.server_backward(self.model, c[n], items[n], grads, max(total_rows, 1))
         fed.lazy_l2_items(self.model, torch.unique(torch.cat(list(items.values()))), self.weight_decay)
         third = self._exchange(
-            grid, rnd, "memory-share", {n: RecordDict({"arrays": _arrays(grad_c=grad_c[n])}) for n in nodes}, sizes
+            grid,
+            rnd,
+            "memory-share",
+            {n: RecordDict({"arrays": fed.to_arrays(grad_c=grad_c[n])}) for n in nodes},
+            sizes,
         )
-        self.model.memory.grad = sum(torch.as_tensor(third[n]["arrays"]["share"].numpy()) for n in nodes)
+        self.model.memory.grad = sum(fed.tensor(third[n]["arrays"], "share") for n in nodes)
         device_sq = [float(third[n]["metrics"]["grad-e-sq"]) for n in nodes]
-        scale = fed.clip_scale([fed.server_squared_norm(self.model), *device_sq], self.clip_norm)
-        fed.server_step(self.model, self.optimizers, scale)
+        scale = clip_factor([self.optimizer.squared_grad_norm(), *device_sq], self.clip_norm)
+        self.optimizer.scale_grads(scale)
+        self.optimizer.step()
         self._exchange(
             grid, rnd, "step", {n: RecordDict({"config": ConfigRecord({"scale": scale})}) for n in nodes}, sizes
         )

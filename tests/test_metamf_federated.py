@@ -14,7 +14,7 @@ import torch
 from fedmood.metamf import federated as fed
 from fedmood.metamf.model import MetaMF
 from fedmood.metamf.train import MetaTrainConfig, lazy_l2
-from fedmood.training import Batches, CombinedOptimizer, train_epoch
+from fedmood.training import Batches, CombinedOptimizer, clip_factor, train_epoch
 
 
 def test_one_federated_round_equals_one_centralised_step():
@@ -36,7 +36,7 @@ def test_one_federated_round_equals_one_centralised_step():
     e = {u: server.user_embedding.weight[u].detach().clone().requires_grad_(True) for u in range(n_users)}
     dev_opt = {u: torch.optim.SGD([e[u]], lr=1.0) for u in range(n_users)}
     server.user_embedding.weight.requires_grad_(False)
-    server_opt = [torch.optim.SGD([p for p in server.parameters() if p.requires_grad], lr=1.0)]
+    server_opt = CombinedOptimizer([torch.optim.SGD([p for p in server.parameters() if p.requires_grad], lr=1.0)])
     memory = server.memory.detach().clone()
     rows = {u: np.flatnonzero(users == u) for u in range(n_users)}
     # 1. collaborative vectors and batch items
@@ -49,17 +49,17 @@ def test_one_federated_round_equals_one_centralised_step():
             phi = fed.generate(server, c[u], ids[u])
         _, grads[u] = fed.device_gradients(phi, torch.as_tensor(items[rows[u]]), torch.as_tensor(ratings[rows[u]]))
     # 3. back-propagation through the generators; M's gradient and the embedding norms from the devices
-    for opt in server_opt:
-        opt.zero_grad(set_to_none=True)
+    server_opt.zero_grad()
     grad_c = {u: fed.server_backward(server, c[u], ids[u], grads[u], len(users)) for u in range(n_users)}
     fed.lazy_l2_items(server, torch.unique(torch.as_tensor(items)), cfg.weight_decay)
     server.memory.grad = sum(fed.memory_share(e[u].detach(), grad_c[u]) for u in range(n_users))
     grad_e = {u: grad_c[u] @ memory.T for u in range(n_users)}
     device_sq = [float(grad_e[u].pow(2).sum()) for u in range(n_users)]
     # 4. joint clipping and the steps
-    scale = fed.clip_scale([fed.server_squared_norm(server), *device_sq], cfg.grad_clip)
+    scale = clip_factor([server_opt.squared_grad_norm(), *device_sq], cfg.grad_clip)
     assert scale < 1.0
-    fed.server_step(server, server_opt, scale)
+    server_opt.scale_grads(scale)
+    server_opt.step()
     for u in range(n_users):
         e[u].grad = grad_e[u] * scale
         dev_opt[u].step()

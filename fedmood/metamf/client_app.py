@@ -12,23 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedmood.data.metamf import Ratings
 from fedmood.metamf import federated as fed
 
 STATE = "metamf-device"
-
-
-def _arrays(**tensors: torch.Tensor) -> ArrayRecord:
-    return ArrayRecord({k: Array(np.ascontiguousarray(v.detach().numpy())) for k, v in tensors.items()})
-
-
-def _tensor(record: ArrayRecord, key: str) -> torch.Tensor:
-    return torch.as_tensor(record[key].numpy())
 
 
 class Device:
@@ -40,23 +31,23 @@ class Device:
             gen = torch.Generator().manual_seed(seed * 1_000_003 + int(rows.users[0]) if len(rows) else seed)
             std = math.sqrt(2.0 / (n_users + user_dim))  # Xavier-normal of the (users x dim) table
             e = torch.randn(user_dim, generator=gen) * std
-            context.state[STATE] = _arrays(e=e, exp_avg=torch.zeros(user_dim), exp_avg_sq=torch.zeros(user_dim))
+            context.state[STATE] = fed.to_arrays(e=e, exp_avg=torch.zeros(user_dim), exp_avg_sq=torch.zeros(user_dim))
             context.state["metamf-step"] = ConfigRecord({"step": 0.0})
         rec = context.state[STATE]
-        self.e = _tensor(rec, "e").clone().requires_grad_(True)
+        self.e = fed.tensor(rec, "e").clone().requires_grad_(True)
         self.opt = torch.optim.Adam([self.e], lr=lr, weight_decay=wd)
         step = float(context.state["metamf-step"]["step"])
         if step > 0:
             self.opt.state[self.e] = {
                 "step": torch.tensor(step),
-                "exp_avg": _tensor(rec, "exp_avg").clone(),
-                "exp_avg_sq": _tensor(rec, "exp_avg_sq").clone(),
+                "exp_avg": fed.tensor(rec, "exp_avg").clone(),
+                "exp_avg_sq": fed.tensor(rec, "exp_avg_sq").clone(),
             }
 
     def save(self) -> None:
         st = self.opt.state.get(self.e, {})
         zeros = torch.zeros_like(self.e)
-        self.context.state[STATE] = _arrays(
+        self.context.state[STATE] = fed.to_arrays(
             e=self.e, exp_avg=st.get("exp_avg", zeros), exp_avg_sq=st.get("exp_avg_sq", zeros)
         )
         self.context.state["metamf-step"] = ConfigRecord({"step": float(st.get("step", torch.tensor(0.0)))})
@@ -70,11 +61,11 @@ def handle(msg: Message, context: Context, cfg: dict, rows: Ratings) -> Message:
     stage = config["stage"]
     items, ratings = torch.as_tensor(rows.items), torch.as_tensor(rows.ratings)
     if stage == "collaborative":
-        memory = _tensor(msg.content["arrays"], "memory")
-        context.state["metamf-memory"] = _arrays(memory=memory)
+        memory = fed.tensor(msg.content["arrays"], "memory")
+        context.state["metamf-memory"] = fed.to_arrays(memory=memory)
         out = RecordDict(
             {
-                "arrays": _arrays(c=(device.e @ memory).detach(), items=torch.unique(items)),
+                "arrays": fed.to_arrays(c=(device.e @ memory).detach(), items=torch.unique(items)),
                 "metrics": MetricRecord({"rows": float(len(rows))}),
             }
         )
@@ -82,28 +73,28 @@ def handle(msg: Message, context: Context, cfg: dict, rows: Ratings) -> Message:
         a = msg.content["arrays"]
         n_layers = int(config["layers"])
         phi = fed.PrivateParameters(
-            [(_tensor(a, f"w{i}"), _tensor(a, f"b{i}")) for i in range(n_layers)],
-            _tensor(a, "item_ids"),
-            _tensor(a, "item_embeddings"),
+            [(fed.tensor(a, f"w{i}"), fed.tensor(a, f"b{i}")) for i in range(n_layers)],
+            fed.tensor(a, "item_ids"),
+            fed.tensor(a, "item_embeddings"),
         )
         sse, grads = fed.device_gradients(phi, items, ratings)
         names = [f"{p}{i}" for i in range(n_layers) for p in ("w", "b")] + ["item_embeddings"]
         out = RecordDict(
-            {"arrays": _arrays(**dict(zip(names, grads, strict=True))), "metrics": MetricRecord({"sse": sse})}
+            {"arrays": fed.to_arrays(**dict(zip(names, grads, strict=True))), "metrics": MetricRecord({"sse": sse})}
         )
     elif stage == "memory-share":
-        grad_c = _tensor(msg.content["arrays"], "grad_c")
-        memory = _tensor(context.state["metamf-memory"], "memory")
+        grad_c = fed.tensor(msg.content["arrays"], "grad_c")
+        memory = fed.tensor(context.state["metamf-memory"], "memory")
         grad_e = grad_c @ memory.T
-        context.state["metamf-grad"] = _arrays(grad_e=grad_e)
+        context.state["metamf-grad"] = fed.to_arrays(grad_e=grad_e)
         out = RecordDict(
             {
-                "arrays": _arrays(share=fed.memory_share(device.e.detach(), grad_c)),
+                "arrays": fed.to_arrays(share=fed.memory_share(device.e.detach(), grad_c)),
                 "metrics": MetricRecord({"grad-e-sq": float(grad_e.pow(2).sum())}),
             }
         )
     elif stage == "step":
-        device.e.grad = _tensor(context.state["metamf-grad"], "grad_e") * float(config["scale"])
+        device.e.grad = fed.tensor(context.state["metamf-grad"], "grad_e") * float(config["scale"])
         device.opt.step()
         device.save()
         out = RecordDict({})

@@ -10,8 +10,9 @@ each device holds one user's ratings and user embedding e_u. One round, for the 
 3. ``server_backward``: the server back-propagates ∂L/∂Φ_u (divided by the round's total number of
    rows, as the centralised mean loss) through the generators into Θ and ∂L/∂c_u, and sends
    ∂L/∂c_u; the device returns e_uᵀ ∂L/∂c_u (M's gradient share) and ‖∂L/∂e_u‖²;
-4. the server clips all gradients jointly (norm 5, the devices' shares included) and steps Θ; the
-   device receives the clip scale and steps e_u with its own Adam.
+4. the server clips all gradients jointly (norm 5, the devices' shares included:
+   :func:`fedmood.training.clip_factor`) and steps Θ; the device receives the clip factor and steps
+   e_u with its own Adam.
 
 With every user of a centralised batch sampled, one round equals one centralised training step
 (tested). The devices learn Φ_u and M; the server learns c_u, the batch's item ids and the gradients
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from flwr.app import Array, ArrayRecord
 
 from fedmood.metamf.model import MetaMF
 
@@ -87,31 +90,11 @@ def memory_share(e_u: torch.Tensor, grad_c: torch.Tensor) -> torch.Tensor:
     return torch.outer(e_u, grad_c)
 
 
-def clip_scale(squared_norms: list[float], max_norm: float) -> float:
-    """The joint clipping factor for gradients with these squared norms (1 when within the norm)."""
-    total = sum(squared_norms) ** 0.5
-    return min(1.0, max_norm / (total + 1e-6)) if total > max_norm else 1.0
+def to_arrays(**tensors: torch.Tensor) -> ArrayRecord:
+    """Tensors as a Flower ``ArrayRecord`` (what both sides put in their messages)."""
+    return ArrayRecord({k: Array(np.ascontiguousarray(v.detach().numpy())) for k, v in tensors.items()})
 
 
-def server_squared_norm(model: MetaMF) -> float:
-    """Squared norm of Θ's accumulated gradients (sparse ones coalesced in place)."""
-    total = 0.0
-    for p in model.parameters():
-        if p.grad is None:
-            continue
-        if p.grad.is_sparse:
-            p.grad = p.grad.coalesce()
-            total += float(p.grad.values().pow(2).sum())
-        else:
-            total += float(p.grad.pow(2).sum())
-    return total
-
-
-def server_step(model: MetaMF, optimizers: list[torch.optim.Optimizer], scale: float) -> None:
-    """Scale Θ's gradients by the joint clip factor and step the server's optimisers."""
-    if scale != 1.0:
-        for p in model.parameters():
-            if p.grad is not None:
-                p.grad.mul_(scale)
-    for opt in optimizers:
-        opt.step()
+def tensor(record: ArrayRecord, key: str) -> torch.Tensor:
+    """One array of a received ``ArrayRecord`` as a tensor."""
+    return torch.as_tensor(record[key].numpy())
