@@ -23,10 +23,11 @@ import argparse
 
 import numpy as np
 
-from fedmood.federated.device import centres_config, device_data, local_round, node_context
+from fedmood.data.local import load_all_local_data
+from fedmood.federated.device import centres_config, local_round, node_context
 from fedmood.federated.run_config import compose_config
 from fedmood.federated.server_app import initial_item_arrays
-from fedmood.pipeline import run_federated_simulation
+from fedmood.pipeline import centralised_clustering, run_federated_simulation
 
 
 def _round_seconds(run) -> float:
@@ -44,7 +45,7 @@ def dpsgd_epoch_ratio(rounds: int) -> tuple[float, float]:
     plain_cfg = compose_config(["suggest_users=0"])
     dp_cfg = compose_config(["suggest_users=0", "privacy=dpsgd"])
     n_users, n_items = plain_cfg["data"]["n_users"], plain_cfg["data"]["n_clusters"]
-    centres = _centres(plain_cfg, n_users, n_items)
+    centres = _centres(plain_cfg)
     t_plain = t_dp = 0.0
     for user in range(n_users):
         contexts = {"plain": node_context(user, n_users), "dp": node_context(user, n_users)}
@@ -56,13 +57,12 @@ def dpsgd_epoch_ratio(rounds: int) -> tuple[float, float]:
     return t_plain, t_dp
 
 
-def _centres(cfg: dict, n_users: int, k: int) -> np.ndarray:
-    from fedmood.clustering import centres_from_clients, kmodes_centralised
-    from fedmood.data.fragments import N_CODES
-
-    frags = [device_data(cfg, node_context(u, n_users)).fragments for u in range(n_users)]
-    init = centres_from_clients(frags, k, N_CODES, int(cfg["seed"]))
-    return kmodes_centralised(np.concatenate(frags), init, max_iter=20, seed=int(cfg["seed"]))[1]
+def _centres(cfg: dict) -> np.ndarray:
+    """The centralised k-modes items of the default data (what the federated clustering agrees with)."""
+    devices = load_all_local_data(cfg["data"], int(cfg["seed"]))
+    return centralised_clustering(
+        devices, int(cfg["data"]["n_clusters"]), int(cfg["data"]["cluster_max_iter"]), int(cfg["seed"])
+    )[1]
 
 
 def main() -> None:

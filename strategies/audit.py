@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
 
-USER_STATE_KEY = "user-state"
+from fedmood.federated.device import LOCAL_STATE_KEY
 
 
 def _value(v):
@@ -63,8 +63,8 @@ def make_audit_mod(folder: str | Path):
             stage = str(rec["stage"]) if "stage" in rec else stage
         reply = call_next(msg, context)
         device = {}
-        if USER_STATE_KEY in context.state:
-            device = {k: v.numpy().ravel().tolist() for k, v in context.state[USER_STATE_KEY].items()}
+        if LOCAL_STATE_KEY in context.state:
+            device = {k: v.numpy().ravel().tolist() for k, v in context.state[LOCAL_STATE_KEY].items()}
         line = {
             "partition": int(context.node_config["partition-id"]),
             "message_type": msg.metadata.message_type,

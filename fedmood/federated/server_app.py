@@ -180,7 +180,7 @@ def _train_message_api(
         timeout=float(fed["round_timeout"]),
         train_config=ConfigRecord(train_config),
         evaluate_config=ConfigRecord(train_config),
-        evaluate_fn=lambda *a: log_.stamp(),
+        evaluate_fn=log_.stamp,
     )
     final = result.evaluate_metrics_clientapp.get(log_.num_rounds)
     return result.arrays, (dict(final) if final is not None else None)
@@ -206,7 +206,7 @@ def _train_secagg(
         min_evaluate_clients=n_users,
         min_available_clients=n_users,
         initial_parameters=ndarrays_to_parameters([initial[k].numpy() for k in GLOBAL_KEYS]),
-        evaluate_fn=lambda *a: log_.stamp(),
+        evaluate_fn=log_.stamp,
         accept_failures=True,
     )
     strategy = inner

@@ -99,7 +99,8 @@ def _save(path: Path, **payload) -> None:
     atomic_write_with(path, lambda f: torch.save(payload, f))
 
 
-def _best_path(ckpt: Path) -> Path:
+def best_checkpoint_path(ckpt: Path) -> Path:
+    """Where the best epoch's model of the checkpoint ``ckpt`` is kept."""
     return ckpt.with_name(ckpt.stem + ".best.pt")
 
 
@@ -126,8 +127,8 @@ def fit(
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         result = state["result"]
-        if result.best_epoch and _best_path(ckpt).is_file():
-            result.best_state = torch.load(_best_path(ckpt), weights_only=True)
+        if result.best_epoch and best_checkpoint_path(ckpt).is_file():
+            result.best_state = torch.load(best_checkpoint_path(ckpt), weights_only=True)
         if progress:
             print(f"[metamf] resumed from {ckpt} after epoch {len(result.history)}", flush=True)
     data = batches_of(train)
@@ -157,7 +158,7 @@ def fit(
             )
         if ckpt is not None:  # the best model first, so a checkpoint never names a best epoch it lacks
             if improved:
-                _save(_best_path(ckpt), **result.best_state)
+                _save(best_checkpoint_path(ckpt), **result.best_state)
             light = FitResult(result.history, result.best_epoch, result.best_val_mae)
             _save(ckpt, config=asdict(cfg), model=model.state_dict(), optimizer=opt.state_dict(), result=light)
     if result.best_state:
