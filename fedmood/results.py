@@ -72,3 +72,16 @@ class ResultsWriter:
         fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
         plt.close(fig)
         return atomic_write_bytes(self.dir / "figures" / f"{name}.png", buf.getvalue())
+
+
+def run_summaries(sweep_dir: str | Path) -> pd.DataFrame:
+    """Every run's ``summary.csv`` in a Hydra sweep folder, in one table with a ``run`` column."""
+    sweep_dir = Path(sweep_dir)
+    frames = []
+    for path in sorted(sweep_dir.glob("*/summary.csv")):
+        df = pd.read_csv(path)
+        df.insert(0, "run", path.parent.name)
+        frames.append(df)
+    if not frames:
+        raise FileNotFoundError(f"no run summaries (*/summary.csv) in {sweep_dir}")
+    return pd.concat(frames, ignore_index=True)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from hydra.experimental.callback import Callback
 
-from fedmood.results import ResultsWriter
+from fedmood.results import ResultsWriter, run_summaries
 
 COLUMNS = ["mechanism", "noise_multiplier", "epsilon", "delta", "val_mse", "sec_per_round"]
 
@@ -35,15 +35,7 @@ def claim_run(sweep_dir: str | Path, key: str) -> bool:
 
 def collect(sweep_dir: str | Path) -> pd.DataFrame:
     """One table of every run's summary in ``sweep_dir`` (and the figure), written there."""
-    sweep_dir = Path(sweep_dir)
-    frames = []
-    for path in sorted(sweep_dir.glob("*/summary.csv")):
-        df = pd.read_csv(path)
-        df.insert(0, "run", path.parent.name)
-        frames.append(df)
-    if not frames:
-        raise FileNotFoundError(f"no run summaries (*/summary.csv) in {sweep_dir}")
-    table = pd.concat(frames, ignore_index=True)
+    table = run_summaries(sweep_dir)
     table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
     table = table.sort_values(["mechanism", "epsilon"]).reset_index(drop=True)
     writer = ResultsWriter(sweep_dir)

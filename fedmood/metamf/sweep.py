@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from hydra.experimental.callback import Callback
 
-from fedmood.results import ResultsWriter
+from fedmood.results import ResultsWriter, run_summaries
 
 GROUPS = ("All", "Low", "Med", "High")
 
@@ -59,11 +59,7 @@ def beta_figure(table: pd.DataFrame, dataset: str):
 
 def collect(sweep_dir: str | Path) -> pd.DataFrame:
     """One table of every run in ``sweep_dir`` with ΔMAE@β, and a figure per data set, written there."""
-    sweep_dir = Path(sweep_dir)
-    frames = [pd.read_csv(p) for p in sorted(sweep_dir.glob("*/summary.csv"))]
-    if not frames:
-        raise FileNotFoundError(f"no run summaries (*/summary.csv) in {sweep_dir}")
-    table = delta_mae(pd.concat(frames, ignore_index=True))
+    table = delta_mae(run_summaries(sweep_dir))
     table = table.sort_values(["dataset", "model", "group", "beta"], ascending=[True, True, True, False])
     writer = ResultsWriter(sweep_dir)
     writer.table("beta_sweep", table)
