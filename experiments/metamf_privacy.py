@@ -19,8 +19,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fedmood.federated.run_config import PROJECT_ROOT
 from fedmood.metamf.experiment import run
+from fedmood.paths import PROJECT_ROOT
 
 
 @hydra.main(config_path="../conf", config_name="metamf", version_base="1.3")

@@ -38,11 +38,13 @@ class Batches:
     ratings: torch.Tensor
 
     @classmethod
-    def from_numpy(cls, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> Batches:
+    def from_numpy(
+        cls, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, device: torch.device | str = "cpu"
+    ) -> Batches:
         return cls(
-            torch.as_tensor(users, dtype=torch.long),
-            torch.as_tensor(items, dtype=torch.long),
-            torch.as_tensor(ratings, dtype=torch.float32),
+            torch.as_tensor(users, dtype=torch.long, device=device),
+            torch.as_tensor(items, dtype=torch.long, device=device),
+            torch.as_tensor(ratings, dtype=torch.float32, device=device),
         )
 
     def __len__(self) -> int:
@@ -51,6 +53,16 @@ class Batches:
     def take(self, idx: torch.Tensor) -> Batches:
         """The rows at ``idx``."""
         return Batches(self.users[idx], self.items[idx], self.ratings[idx])
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (a CUDA GPU when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r}: no CUDA GPU is available here (use device=cpu or auto)")
+    return device
 
 
 def steps_per_epoch(n_rows: int, batch_size: int) -> int:
@@ -97,7 +109,7 @@ def make_scheduler(
 
 def shuffled_batches(data: Batches, batch_size: int, generator: torch.Generator) -> Iterator[Batches]:
     """One epoch of shuffled mini-batches (every row once)."""
-    perm = torch.randperm(len(data), generator=generator)
+    perm = torch.randperm(len(data), generator=generator).to(data.users.device)
     for start in range(0, len(data), batch_size):
         yield data.take(perm[start : start + batch_size])
 
@@ -133,29 +145,49 @@ class CombinedOptimizer:
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=set_to_none)
 
-    def squared_grad_norm(self) -> float:
-        """Squared norm of all gradients together (sparse ones coalesced in place, once)."""
-        squares = []
+    def grad_norm(self) -> torch.Tensor:
+        """Norm of all gradients together, as a tensor (no host sync; sparse ones coalesced in place, once)."""
+        dense, norms = [], []
         for g in self.param_groups:
             for p in g["params"]:
                 if p.grad is None:
                     continue
                 if p.grad.is_sparse:  # a sparse optimiser would coalesce again otherwise
                     p.grad = p.grad.coalesce()
-                squares.append((p.grad.values() if p.grad.is_sparse else p.grad).pow(2).sum())
-        return float(torch.stack(squares).sum()) if squares else 0.0
+                    norms.append(torch.linalg.vector_norm(p.grad.values()))
+                else:
+                    dense.append(p.grad)
+        if dense:
+            norms.extend(torch._foreach_norm(dense))
+        return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
 
-    def scale_grads(self, factor: float) -> None:
-        """Multiply every gradient by ``factor``."""
-        if factor != 1.0:
-            for g in self.param_groups:
-                for p in g["params"]:
-                    if p.grad is not None:
-                        p.grad.mul_(factor)
+    def squared_grad_norm(self) -> float:
+        """Squared norm of all gradients together (a float, for combining with other parties' norms)."""
+        return float(self.grad_norm()) ** 2
+
+    def scale_grads(self, factor: float | torch.Tensor) -> None:
+        """Multiply every gradient by ``factor`` (a number, or a 0-d tensor on the gradients' device)."""
+        if isinstance(factor, float) and factor == 1.0:
+            return
+        dense = []
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    p.grad = p.grad * factor
+                else:
+                    dense.append(p.grad)
+        if dense:
+            torch._foreach_mul_(dense, factor)
 
     def step(self) -> None:
         if self.clip_norm is not None:
-            self.scale_grads(clip_factor([self.squared_grad_norm()], self.clip_norm))
+            norm = self.grad_norm()
+            factor = (self.clip_norm / (norm + 1e-6)).clamp(max=1.0)
+            # On the CPU the check is free and saves a pass; on a GPU it would stall the queue.
+            if factor.device.type != "cpu" or float(factor) < 1.0:
+                self.scale_grads(factor)
         for opt in self.optimizers:
             opt.step()
 
@@ -173,6 +205,7 @@ def train_epoch(
     opt: torch.optim.Optimizer | CombinedOptimizer,
     sched: torch.optim.lr_scheduler.LRScheduler | None,
     penalty: Callable[[Batches], torch.Tensor] | None = None,
+    step: Callable[[Batches], torch.Tensor] | None = None,
 ) -> float:
     """One optimiser step per batch; returns the mean training MSE over the rows seen.
 
@@ -180,21 +213,26 @@ def train_epoch(
     DP-SGD (:mod:`fedmood.privacy.dpsgd`), where a batch may be empty: the step still runs (the
     DP optimiser adds its noise), but the empty batch adds nothing to the reported loss.
     ``penalty(batch)`` is added to the loss (not to the reported MSE), e.g. a lazy L2 term.
+    ``step(batch)``, if given, does the whole step itself and returns the batch's MSE (e.g. MetaMF's
+    CUDA-graph step, :class:`fedmood.metamf.static_step.StaticStep`).
     """
     model.train()
-    total, n = 0.0, 0
+    total, n = torch.zeros((), dtype=torch.float64), 0
     for batch in batches:
-        pred = model(batch.users, batch.items)
-        loss = nn.functional.mse_loss(pred, batch.ratings)
-        opt.zero_grad(set_to_none=True)
-        (loss + penalty(batch) if penalty is not None else loss).backward()
-        opt.step()
+        if step is not None:
+            loss = step(batch)
+        else:
+            pred = model(batch.users, batch.items)
+            loss = nn.functional.mse_loss(pred, batch.ratings)
+            opt.zero_grad(set_to_none=True)
+            (loss + penalty(batch) if penalty is not None else loss).backward()
+            opt.step()
         if sched is not None:
             sched.step()
-        if len(batch):
-            total += loss.item() * len(batch)
+        if len(batch):  # summed on the loss's device: no host sync per step
+            total = total.to(loss.device) + loss.detach().double() * len(batch)
             n += len(batch)
-    return total / max(n, 1)
+    return float(total) / max(n, 1)
 
 
 @torch.no_grad()
@@ -205,7 +243,7 @@ def prediction_errors(model: nn.Module, data: Batches, batch_size: int = 8192) -
         model(data.users[s : s + batch_size], data.items[s : s + batch_size]) - data.ratings[s : s + batch_size]
         for s in range(0, len(data), batch_size)
     ]
-    return torch.cat(out) if out else torch.zeros(0)
+    return torch.cat(out) if out else torch.zeros(0, device=data.ratings.device)
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from fedmood.federated.run_config import PROJECT_ROOT
+from fedmood.paths import PROJECT_ROOT
 
 
 def _ratings_file(path, n_users=30, n_items=40, seed=0):

@@ -17,8 +17,8 @@ from flwr.app import Context
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = PROJECT_ROOT / "conf"
+from fedmood.paths import CONF_DIR, PROJECT_ROOT
+
 ALIASES = {"num-server-rounds": "training.epochs", "privacy-mechanism": "privacy"}
 
 

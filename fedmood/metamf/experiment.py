@@ -17,6 +17,7 @@ from fedmood.data.metamf import RatingSplits, load_metamf_dataset, load_ratings_
 from fedmood.metamf.model import MetaMF
 from fedmood.metamf.train import MetaTrainConfig, best_checkpoint_path, fit, per_user_errors
 from fedmood.results import ResultsWriter
+from fedmood.training import resolve_device
 
 
 def load_data(cfg: dict) -> RatingSplits:
@@ -52,22 +53,27 @@ def group_table(model: MetaMF, data: RatingSplits, groups: dict[str, np.ndarray]
 def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     """Train the configured model at the configured β and write the run's results folder."""
     torch.set_num_threads(int(cfg.get("threads", 2)))
+    device = resolve_device(str(cfg.get("device", "auto")))
     data = load_data(cfg)  # validated before anything is written
     beta, seed = float(cfg["beta"]), int(cfg["seed"])
     writer = ResultsWriter(out_dir)
     writer.config(cfg)
     train = reveal(data.train, data.n_users, beta, seed)
     torch.manual_seed(seed)
-    model = MetaMF(data.n_users, data.n_items, meta=cfg["variant"] == "metamf")
+    model = MetaMF(data.n_users, data.n_items, meta=cfg["variant"] == "metamf").to(device)
     label = Path(cfg["ratings_path"]).stem if cfg.get("ratings_path") else cfg["dataset"]
     ckpt = Path(cfg["results_root"]) / "metamf" / "checkpoints" / f"{label}-{cfg['variant']}-beta{beta:g}-seed{seed}.pt"
-    result = fit(model, train, data.valid, MetaTrainConfig(**cfg["training"], seed=seed), ckpt, progress)
+    save = cfg.get("checkpoints", True)
+    result = fit(
+        model, train, data.valid, MetaTrainConfig(**cfg["training"], seed=seed), ckpt if save else None, progress
+    )
     writer.table("history", pd.DataFrame(result.history))
     table = pd.DataFrame(group_table(model, data, user_groups(data, float(cfg.get("group_frac", 0.05)))))
     table.insert(0, "beta", beta)
     table.insert(0, "model", cfg["variant"])
     table.insert(0, "dataset", label)
     table["best_epoch"], table["train_ratings"] = result.best_epoch, len(train)
+    table["epochs_run"], table["device"] = len(result.history), device.type
     writer.table("summary", table)
     if not cfg.get("keep_checkpoints", False):  # a finished run needs no resume point (ciao's is ~7 GB)
         for path in (ckpt, best_checkpoint_path(ckpt)):

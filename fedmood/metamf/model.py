@@ -81,7 +81,9 @@ class MetaMF(nn.Module):
 
     def collaborative(self, users: torch.Tensor) -> torch.Tensor:
         """``c_u = e_u M`` for a batch of users."""
-        return self.user_embedding(users) @ self.memory
+        # index_select rather than the embedding op: the same rows and gradient, and its backward
+        # (an index_add) has no host sync, so the step can be captured as a CUDA graph.
+        return self.user_embedding.weight.index_select(0, users) @ self.memory
 
     def rating_model(self, c: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Generated ``(weight (B, in, out), bias (B, out))`` of each rating-MLP layer."""
@@ -93,12 +95,19 @@ class MetaMF(nn.Module):
             out.append((w(h).view(-1, i, o), b(h)))
         return out
 
-    def item_embeddings(self, c: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Row ``items[b]`` of user b's generated item table, without building the table."""
+    def item_embeddings(
+        self, c: torch.Tensor, items: torch.Tensor, rows: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Row ``items[b]`` of user b's generated item table, without building the table.
+
+        ``rows`` optionally gives the batch's gathered ``(item_rows, item_rows_bias)`` rows (as
+        :mod:`fedmood.metamf.static_step` does, to get their gradients densely, per batch position).
+        """
         h = F.relu(self.item_hidden(c))  # (B, hidden)
         k = self.item_rank
-        rows = self.item_rows(items).view(-1, k, h.shape[1])  # (B, k, hidden): only the rows needed
-        a = torch.einsum("bkh,bh->bk", rows, h) + self.item_rows_bias(items)
+        weight, bias = rows if rows is not None else (self.item_rows(items), self.item_rows_bias(items))
+        rows_w = weight.view(-1, k, h.shape[1])  # (B, k, hidden): only the rows needed
+        a = torch.einsum("bkh,bh->bk", rows_w, h) + bias
         basis = self.item_basis(h).view(-1, k, self.item_dim)  # (B, k, item_dim)
         return torch.bmm(a.unsqueeze(1), basis).squeeze(1)
 
@@ -110,9 +119,11 @@ class MetaMF(nn.Module):
                 x = F.relu(x)
         return x.squeeze(-1)
 
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, users: torch.Tensor, items: torch.Tensor, rows: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         c = self.collaborative(users)
-        return self.predict(self.item_embeddings(c, items), self.rating_model(c))
+        return self.predict(self.item_embeddings(c, items, rows), self.rating_model(c))
 
     def forward_full_table(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """The reference computation: every user's full item table, then a one-hot pick (tests only)."""

@@ -21,6 +21,7 @@ import torch
 
 from fedmood.data.metamf import Ratings
 from fedmood.metamf.model import MetaMF
+from fedmood.metamf.static_step import StaticStep, uses_static_step
 from fedmood.results import atomic_write_with
 from fedmood.training import (
     Batches,
@@ -48,15 +49,23 @@ class MetaTrainConfig:
     seed: int = 0
 
 
-def batches_of(data: Ratings) -> Batches:
-    return Batches.from_numpy(data.users, data.items, data.ratings)
+def batches_of(data: Ratings, device: torch.device | str = "cpu") -> Batches:
+    """``data`` as tensors on ``device``."""
+    return Batches.from_numpy(data.users, data.items, data.ratings, device)
+
+
+def device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def make_optimizer(model: MetaMF, cfg: MetaTrainConfig) -> CombinedOptimizer:
     """Adam on the dense parameters, SparseAdam on the item generator rows, clipped jointly."""
     sparse = [p for n, p in model.named_parameters() if n.startswith(SPARSE_PREFIXES) and p.requires_grad]
     dense = [p for n, p in model.named_parameters() if not n.startswith(SPARSE_PREFIXES) and p.requires_grad]
-    opts: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)]
+    on_gpu = device_of(model).type == "cuda"  # capturable: the step may be replayed as a CUDA graph
+    opts: list[torch.optim.Optimizer] = [
+        torch.optim.Adam(dense, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True, capturable=on_gpu)
+    ]
     if sparse:
         opts.append(torch.optim.SparseAdam(sparse, lr=cfg.lr))
     return CombinedOptimizer(opts, clip_norm=cfg.grad_clip)
@@ -85,7 +94,7 @@ class FitResult:
 
 def evaluate(model: MetaMF, data: Ratings) -> dict[str, float]:
     """MAE and MSE on ``data``."""
-    err = prediction_errors(model, batches_of(data))
+    err = prediction_errors(model, batches_of(data, device_of(model)))
     return {"mae": float(err.abs().mean()), "mse": float(err.pow(2).mean())}
 
 
@@ -121,17 +130,20 @@ def fit(
     result = FitResult()
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, weights_only=False, map_location=device_of(model))
         if _resumable(state["config"]) != _resumable(asdict(cfg)):
             raise ValueError(f"{ckpt}: checkpoint of another training config {state['config']}; remove it to restart")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         result = state["result"]
         if result.best_epoch and best_checkpoint_path(ckpt).is_file():
-            result.best_state = torch.load(best_checkpoint_path(ckpt), weights_only=True)
+            result.best_state = torch.load(best_checkpoint_path(ckpt), weights_only=True, map_location=device_of(model))
         if progress:
             print(f"[metamf] resumed from {ckpt} after epoch {len(result.history)}", flush=True)
-    data = batches_of(train)
+    data = batches_of(train, device_of(model))
+    static = (
+        StaticStep(model, opt, cfg.weight_decay, cfg.grad_clip, cfg.batch_size) if uses_static_step(model) else None
+    )
     for epoch in range(len(result.history) + 1, cfg.max_epochs + 1):
         if epoch - result.best_epoch > cfg.patience and result.best_epoch > 0:
             break
@@ -140,7 +152,7 @@ def fit(
         batches = shuffled_batches(data, cfg.batch_size, gen)
         if progress:
             batches = with_progress(batches, steps_per_epoch(len(data), cfg.batch_size), f"[metamf] epoch {epoch}")
-        train_mse = train_epoch(model, batches, opt, None, penalty)
+        train_mse = train_epoch(model, batches, opt, None, penalty, static)
         val = evaluate(model, valid)
         secs = time.perf_counter() - t0
         result.history.append(
@@ -168,7 +180,7 @@ def fit(
 
 def per_user_errors(model: MetaMF, data: Ratings, n_users: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Summed absolute errors, summed squared errors and counts per user (for the group metrics)."""
-    err = prediction_errors(model, batches_of(data)).double().numpy()
+    err = prediction_errors(model, batches_of(data, device_of(model))).double().cpu().numpy()
     return (
         np.bincount(data.users, weights=np.abs(err), minlength=n_users),
         np.bincount(data.users, weights=err**2, minlength=n_users),
