@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedmood.data.metamf import load_metamf_dataset
+from fedmood.data.metamf import first_users, load_metamf_dataset
 from fedmood.metamf.federated_run import run_federated_metamf
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "metamf"
@@ -32,10 +32,10 @@ def main() -> None:
     args = ap.parse_args()
     if not Path(args.data_root).is_dir():
         sys.exit(f"MetaMF data not found at {args.data_root} (see ../shared/data/README.md); pass --data-root")
-    data = load_metamf_dataset(args.data_root, args.dataset)
-    train = data.train.take(np.flatnonzero(data.train.users < args.users))
+    data = first_users(load_metamf_dataset(args.data_root, args.dataset), args.users)
+    train = data.train
     cfg = {"seed": 0, "training": {"lr": 1e-4, "weight_decay": 1e-3, "batch_size": 64, "grad_clip": 5.0}}
-    history, _ = run_federated_metamf(cfg, args.users, data.n_items, train, args.rounds)
+    history, _, _ = run_federated_metamf(cfg, data, args.rounds)
     later = history[1:] or history
     print(
         f"ratings per client: mean {len(train) / args.users:.0f}, distinct items per client: "

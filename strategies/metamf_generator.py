@@ -57,6 +57,58 @@ class MetaGeneratorStrategy:
             out[r.metadata.src_node_id] = r.content
         return out
 
+    @torch.no_grad()
+    def _phi_message(self, c: torch.Tensor, items: torch.Tensor) -> RecordDict:
+        """Φ_u generated from ``c`` for ``items``, as a message's content."""
+        phi = fed.generate(self.model, c, items)
+        layers = {f"{p}{i}": t for i, (w, b) in enumerate(phi.layers) for p, t in (("w", w), ("b", b))}
+        return RecordDict(
+            {
+                "arrays": fed.to_arrays(**layers, item_ids=phi.item_ids, item_embeddings=phi.item_embeddings),
+                "config": ConfigRecord({"layers": len(phi.layers)}),
+            }
+        )
+
+    def evaluate(self, grid: Grid, node_ids: list[int], rnd: int, split: str) -> dict:
+        """Device-side evaluation on ``split`` (valid/test) of every node: MAE, MSE and each user's sums.
+
+        Two exchanges: M down / c_u and the split's item ids up; Φ_u for those items down / the
+        summed absolute and squared errors and the row count up. Nothing is stepped.
+        """
+        sizes = {"down": dict.fromkeys(node_ids, 0), "up": dict.fromkeys(node_ids, 0)}
+        memory = self.model.memory.detach().clone()
+        split_cfg = ConfigRecord({"split": split})
+        first = self._exchange(
+            grid,
+            rnd,
+            "collaborative",
+            {n: RecordDict({"arrays": fed.to_arrays(memory=memory), "config": split_cfg}) for n in node_ids},
+            sizes,
+        )
+        phis = {}
+        for n in node_ids:
+            a = first[n]["arrays"]
+            phis[n] = self._phi_message(fed.tensor(a, "c"), fed.tensor(a, "items"))
+            phis[n]["config"] = ConfigRecord({**dict(phis[n]["config"]), "split": split})
+        replies = self._exchange(grid, rnd, "evaluate", phis, sizes)
+        per_user = {
+            int(r["metrics"]["user"]): (
+                float(r["metrics"]["abs-sum"]),
+                float(r["metrics"]["sq-sum"]),
+                int(r["metrics"]["rows"]),
+            )
+            for r in replies.values()
+        }
+        rows = sum(v[2] for v in per_user.values())
+        return {
+            "mae": sum(v[0] for v in per_user.values()) / max(rows, 1),
+            "mse": sum(v[1] for v in per_user.values()) / max(rows, 1),
+            "rows": rows,
+            "per_user": per_user,
+            "bytes_down_per_client": float(np.mean(list(sizes["down"].values()))),
+            "bytes_up_per_client": float(np.mean(list(sizes["up"].values()))),
+        }
+
     def round(self, grid: Grid, node_ids: list[int], rnd: int) -> dict[str, float]:
         """One round; returns its training MSE, seconds and mean bytes down/up per client."""
         t0 = time.perf_counter()
@@ -70,17 +122,7 @@ class MetaGeneratorStrategy:
         c = {n: fed.tensor(first[n]["arrays"], "c") for n in nodes}
         items = {n: fed.tensor(first[n]["arrays"], "items") for n in nodes}
         total_rows = int(sum(first[n]["metrics"]["rows"] for n in nodes))
-        phis = {}
-        with torch.no_grad():
-            for n in nodes:
-                phi = fed.generate(self.model, c[n], items[n])
-                layers = {f"{p}{i}": t for i, (w, b) in enumerate(phi.layers) for p, t in (("w", w), ("b", b))}
-                phis[n] = RecordDict(
-                    {
-                        "arrays": fed.to_arrays(**layers, item_ids=phi.item_ids, item_embeddings=phi.item_embeddings),
-                        "config": ConfigRecord({"layers": len(phi.layers)}),
-                    }
-                )
+        phis = {n: self._phi_message(c[n], items[n]) for n in nodes}
         second = self._exchange(grid, rnd, "gradients", phis, sizes)
         self.optimizer.zero_grad()
         grad_c = {}

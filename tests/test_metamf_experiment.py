@@ -1,10 +1,11 @@
-"""The MetaMF β experiment end to end on a small ratings file of one's own (Hydra multirun)."""
+"""The MetaMF experiments end to end on a small ratings file of one's own (β sweep; federated run)."""
 
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from fedmood.paths import PROJECT_ROOT
 
@@ -49,3 +50,30 @@ def test_beta_sweep_writes_the_delta_mae_table_and_figures(tmp_path):
     assert (tmp_path / "sweep" / "figures" / "delta_mae_mine.png").is_file()
     # finished runs leave no checkpoints behind (they exist only to resume a killed run)
     assert not list((tmp_path / "results" / "metamf" / "checkpoints").glob("*.pt"))
+
+
+@pytest.mark.flower
+def test_federated_metamf_experiment_evaluates_on_the_devices(tmp_path):
+    ratings = _ratings_file(tmp_path / "mine.csv", n_users=8)
+    cmd = [
+        sys.executable,
+        str(PROJECT_ROOT / "experiments" / "metamf_federated.py"),
+        f"ratings_path={ratings}",
+        "users=null",
+        "rounds=4",
+        "eval_every=2",
+        "beta=0.5",
+        "group_frac=0.25",
+        f"results_root={tmp_path / 'results'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert history["round"].tolist() == [1, 2, 3, 4]
+    assert history["val_mae"].notna().tolist() == [False, True, False, True]
+    summary = pd.read_csv(tmp_path / "run" / "summary.csv")
+    assert summary["group"].tolist() == ["All", "Low", "Med", "High"]
+    everyone = summary[summary["group"] == "All"].iloc[0]
+    assert everyone["users"] == 8 and everyone["beta"] == 0.5 and 0 < everyone["mae"] < 4
+    assert everyone["bytes_up_per_client_per_round"] > 4 * 32 * 128  # M's gradient share at least

@@ -74,7 +74,7 @@ def test_one_federated_round_equals_one_centralised_step():
 
 @pytest.mark.flower
 def test_federated_metamf_trains_on_flower_and_counts_the_bytes():
-    from fedmood.data.metamf import Ratings
+    from fedmood.data.metamf import Ratings, RatingSplits
     from fedmood.metamf.federated_run import run_federated_metamf
 
     rng = np.random.default_rng(1)
@@ -83,9 +83,18 @@ def test_federated_metamf_trains_on_flower_and_counts_the_bytes():
     items = rng.integers(0, n_items, len(users))
     ratings = (1 + (items % 5)).astype(np.float32)  # learnable: the rating depends on the item
     cfg = {"seed": 0, "training": {"lr": 0.01, "weight_decay": 1e-3, "batch_size": 64, "grad_clip": 5.0}}
-    history, _model = run_federated_metamf(cfg, n_users, n_items, Ratings(users, items, ratings), rounds=5)
+    rows = Ratings(users, items, ratings)
+    pos = np.arange(len(users)) % 15  # each user: 11 training, 2 test, 2 validation rows
+    train, test_rows, valid = (rows.take(np.flatnonzero(m)) for m in (pos < 11, (pos >= 11) & (pos < 13), pos >= 13))
+    splits = RatingSplits("toy", n_users, n_items, train, valid, test_rows)
+    history, _model, test = run_federated_metamf(cfg, splits, rounds=5, eval_every=2)
     assert [h["clients"] for h in history] == [n_users] * 5
     assert history[-1]["train_mse"] < history[0]["train_mse"]
+    assert [h["round"] for h in history if "val_mae" in h] == [2, 4, 5]
+    assert history[-1]["val_mae"] < history[1]["val_mae"]
+    # the devices' test sums are their own rows' errors under the final model and their embeddings
+    abs_sum, sq_sum, counts = test
+    assert counts.tolist() == [2] * n_users and (abs_sum > 0).all() and (sq_sum > 0).all()
     floats_phi = 32 * 8 + 8 + 8 + 1  # the generated rating MLP, before the item embeddings
     assert history[0]["bytes_down_per_client"] > 4 * (32 * 128 + floats_phi)  # memory + Φ_u at least
     assert history[0]["bytes_up_per_client"] > 4 * (128 + floats_phi + 32 * 128)  # c_u, ∂L/∂Φ_u, M's share

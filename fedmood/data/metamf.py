@@ -161,6 +161,14 @@ def reveal(train: Ratings, n_users: int, beta: float, seed: int) -> Ratings:
     return train.take(np.concatenate(keep)) if keep else train.take(np.zeros(0, np.int64))
 
 
+def first_users(data: RatingSplits, n: int) -> RatingSplits:
+    """The data of users ``0 .. n-1`` only (every split; the item catalogue unchanged)."""
+    if not 1 <= n <= data.n_users:
+        raise ValueError(f"users={n}: the data set {data.name!r} has {data.n_users} users")
+    keep = {s: data.split(s).take(np.flatnonzero(data.split(s).users < n)) for s in SPLITS}
+    return RatingSplits(data.name, n, data.n_items, **keep)
+
+
 def user_groups(data: RatingSplits, frac: float = 0.05) -> dict[str, np.ndarray]:
     """User ids of the Low / Med / High groups (``frac`` of the users each) by ratings over all splits."""
     counts = sum(data.split(s).counts(data.n_users) for s in SPLITS)

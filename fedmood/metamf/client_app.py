@@ -3,7 +3,9 @@
 ``query`` messages carry the round's stage (see :mod:`fedmood.metamf.federated`):
 ``collaborative`` (receive M, send c_u and the batch's item ids), ``gradients`` (receive Φ_u,
 send ∂L/∂Φ_u and the summed squared error), ``memory-share`` (receive ∂L/∂c_u, send e_uᵀ ∂L/∂c_u
-and ‖∂L/∂e_u‖²), ``step`` (receive the joint clip factor, step e_u with the device's own Adam).
+and ‖∂L/∂e_u‖²), ``step`` (receive the joint clip factor, step e_u with the device's own Adam);
+for evaluation ``collaborative`` with ``split`` = valid/test, then ``evaluate`` (receive Φ_u for that
+split's items, send the summed errors and the row count only).
 The embedding and its Adam state live in ``context.state``; the ratings never leave the device.
 """
 
@@ -53,12 +55,28 @@ class Device:
         self.context.state["metamf-step"] = ConfigRecord({"step": float(st.get("step", torch.tensor(0.0)))})
 
 
-def handle(msg: Message, context: Context, cfg: dict, rows: Ratings) -> Message:
-    """One stage of a federated MetaMF round on this device."""
+def _phi(msg: Message) -> fed.PrivateParameters:
+    a, n_layers = msg.content["arrays"], int(msg.content["config"]["layers"])
+    return fed.PrivateParameters(
+        [(fed.tensor(a, f"w{i}"), fed.tensor(a, f"b{i}")) for i in range(n_layers)],
+        fed.tensor(a, "item_ids"),
+        fed.tensor(a, "item_embeddings"),
+    )
+
+
+def handle(msg: Message, context: Context, cfg: dict, rows_of: Callable[[str], Ratings]) -> Message:
+    """One stage of a federated MetaMF round on this device; ``rows_of(split)`` gives its rows."""
     t = cfg["training"]
-    device = Device(rows, context, 32, int(cfg["n_users"]), float(t["lr"]), float(t["weight_decay"]), int(cfg["seed"]))
     config = msg.content["config"]
     stage = config["stage"]
+    split = str(config.get("split", "train"))
+    if split not in ("train", "valid", "test"):
+        raise ValueError(f"federated MetaMF: unknown split {split!r} in the {stage!r} message")
+    rows = rows_of(split)
+    train_rows = rows if split == "train" else rows_of("train")  # the embedding's seed: the user's id
+    device = Device(
+        train_rows, context, 32, int(cfg["n_users"]), float(t["lr"]), float(t["weight_decay"]), int(cfg["seed"])
+    )
     items, ratings = torch.as_tensor(rows.items), torch.as_tensor(rows.ratings)
     if stage == "collaborative":
         memory = fed.tensor(msg.content["arrays"], "memory")
@@ -70,15 +88,9 @@ def handle(msg: Message, context: Context, cfg: dict, rows: Ratings) -> Message:
             }
         )
     elif stage == "gradients":
-        a = msg.content["arrays"]
-        n_layers = int(config["layers"])
-        phi = fed.PrivateParameters(
-            [(fed.tensor(a, f"w{i}"), fed.tensor(a, f"b{i}")) for i in range(n_layers)],
-            fed.tensor(a, "item_ids"),
-            fed.tensor(a, "item_embeddings"),
-        )
+        phi = _phi(msg)
         sse, grads = fed.device_gradients(phi, items, ratings)
-        names = [f"{p}{i}" for i in range(n_layers) for p in ("w", "b")] + ["item_embeddings"]
+        names = [f"{p}{i}" for i in range(len(phi.layers)) for p in ("w", "b")] + ["item_embeddings"]
         out = RecordDict(
             {"arrays": fed.to_arrays(**dict(zip(names, grads, strict=True))), "metrics": MetricRecord({"sse": sse})}
         )
@@ -93,6 +105,10 @@ def handle(msg: Message, context: Context, cfg: dict, rows: Ratings) -> Message:
                 "metrics": MetricRecord({"grad-e-sq": float(grad_e.pow(2).sum())}),
             }
         )
+    elif stage == "evaluate":
+        abs_sum, sq_sum = fed.device_errors(_phi(msg), items, ratings) if len(rows) else (0.0, 0.0)
+        metrics = {"abs-sum": abs_sum, "sq-sum": sq_sum, "rows": float(len(rows))}
+        out = RecordDict({"metrics": MetricRecord({**metrics, "user": float(context.node_config["partition-id"])})})
     elif stage == "step":
         device.e.grad = fed.tensor(context.state["metamf-grad"], "grad_e") * float(config["scale"])
         device.opt.step()
@@ -103,13 +119,14 @@ def handle(msg: Message, context: Context, cfg: dict, rows: Ratings) -> Message:
     return Message(out, reply_to=msg)
 
 
-def build_client_app(cfg_fn: Callable[[Context], dict], rows_fn: Callable[[dict, int], Ratings]) -> ClientApp:
-    """The ClientApp; ``rows_fn(cfg, partition)`` gives the device's revealed training ratings."""
+def build_client_app(cfg_fn: Callable[[Context], dict], rows_fn: Callable[[dict, int, str], Ratings]) -> ClientApp:
+    """The ClientApp; ``rows_fn(cfg, partition, split)`` gives the device's rows of a split (train: revealed)."""
     app = ClientApp()
 
     @app.query()
     def _query(msg: Message, context: Context) -> Message:
         cfg = cfg_fn(context)
-        return handle(msg, context, cfg, rows_fn(cfg, int(context.node_config["partition-id"])))
+        partition = int(context.node_config["partition-id"])
+        return handle(msg, context, cfg, lambda split: rows_fn(cfg, partition, split))
 
     return app

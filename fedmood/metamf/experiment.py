@@ -32,11 +32,12 @@ def load_data(cfg: dict) -> RatingSplits:
     return load_metamf_dataset(root, cfg["dataset"])
 
 
-def group_table(model: MetaMF, data: RatingSplits, groups: dict[str, np.ndarray]) -> list[dict]:
-    """Test MAE and MSE for all users and for each group (over the group's test ratings), in one pass."""
-    abs_sum, sq_sum, counts = per_user_errors(model, data.test, data.n_users)
+def group_rows(
+    abs_sum: np.ndarray, sq_sum: np.ndarray, counts: np.ndarray, groups: dict[str, np.ndarray]
+) -> list[dict]:
+    """MAE and MSE for all users and for each group, from per-user error sums (over the group's ratings)."""
     rows = []
-    for name, users in {"All": np.arange(data.n_users), **groups}.items():
+    for name, users in {"All": np.arange(len(counts)), **groups}.items():
         n = counts[users].sum()
         rows.append(
             {
@@ -48,6 +49,11 @@ def group_table(model: MetaMF, data: RatingSplits, groups: dict[str, np.ndarray]
             }
         )
     return rows
+
+
+def group_table(model: MetaMF, data: RatingSplits, groups: dict[str, np.ndarray]) -> list[dict]:
+    """Test MAE and MSE for all users and for each group, in one prediction pass."""
+    return group_rows(*per_user_errors(model, data.test, data.n_users), groups)
 
 
 def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:

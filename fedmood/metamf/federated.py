@@ -14,6 +14,10 @@ each device holds one user's ratings and user embedding e_u. One round, for the 
    :func:`fedmood.training.clip_factor`) and steps Θ; the device receives the clip factor and steps
    e_u with its own Adam.
 
+Evaluation is on the device too: ``collaborative`` for a held-out split (c_u and that split's item
+ids), then ``evaluate`` (Φ_u for those items down; the summed absolute and squared errors and the
+row count up: ``device_errors``).
+
 With every user of a centralised batch sampled, one round equals one centralised training step
 (tested). The devices learn Φ_u and M; the server learns c_u, the batch's item ids and the gradients
 (the paper's §7 notes these can leak).
@@ -50,23 +54,32 @@ def generate(model: MetaMF, c_u: torch.Tensor, item_ids: torch.Tensor) -> Privat
     return PrivateParameters(layers, item_ids, items)
 
 
+def _errors(tensors: list[torch.Tensor], item_ids: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor):
+    """``prediction - rating`` for the device's rows under Φ_u given as ``tensors`` (w0, b0, ..., items)."""
+    n_layers = (len(tensors) - 1) // 2
+    x = tensors[-1][torch.searchsorted(item_ids, items)]
+    for n in range(n_layers):
+        x = x @ tensors[2 * n] + tensors[2 * n + 1]
+        if n < n_layers - 1:
+            x = torch.relu(x)
+    return x.squeeze(-1) - ratings
+
+
 def device_gradients(
     phi: PrivateParameters, items: torch.Tensor, ratings: torch.Tensor
 ) -> tuple[float, list[torch.Tensor]]:
     """Device: summed squared error of its batch under Φ_u, and its gradient w.r.t. every tensor of Φ_u."""
     leaves = [t.detach().clone().requires_grad_(True) for t in phi.tensors()]
-    n_layers = len(phi.layers)
-    layers = [(leaves[2 * i], leaves[2 * i + 1]) for i in range(n_layers)]
-    table = leaves[-1]
-    row = torch.searchsorted(phi.item_ids, items)
-    x = table[row]
-    for n, (w, b) in enumerate(layers):
-        x = x @ w + b
-        if n < n_layers - 1:
-            x = torch.relu(x)
-    sse = (x.squeeze(-1) - ratings).pow(2).sum()
+    sse = _errors(leaves, phi.item_ids, items, ratings).pow(2).sum()
     grads = torch.autograd.grad(sse, leaves)
     return float(sse.detach()), list(grads)
+
+
+def device_errors(phi: PrivateParameters, items: torch.Tensor, ratings: torch.Tensor) -> tuple[float, float]:
+    """Device: summed absolute and squared errors of its rows under Φ_u (its evaluation)."""
+    with torch.no_grad():
+        err = _errors(phi.tensors(), phi.item_ids, items, ratings).double()
+    return float(err.abs().sum()), float(err.pow(2).sum())
 
 
 def server_backward(
