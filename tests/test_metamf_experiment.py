@@ -48,6 +48,7 @@ def test_beta_sweep_writes_the_delta_mae_table_and_figures(tmp_path):
     low = table[(table["beta"] == 0.3) & (table["group"] == "All")]
     assert (low["train_ratings"] < full[full["group"] == "All"]["train_ratings"].max()).all()
     assert (tmp_path / "sweep" / "figures" / "delta_mae_mine.png").is_file()
+    assert "### mine: ΔMAE@β" in (tmp_path / "sweep" / "beta_sweep.md").read_text()
     # finished runs leave no checkpoints behind (they exist only to resume a killed run)
     assert not list((tmp_path / "results" / "metamf" / "checkpoints").glob("*.pt"))
 

@@ -1,7 +1,8 @@
 """The β sweep's table and figures: ΔMAE@β = MAE@β / MAE@1.0 per data set, model and user group.
 
 :class:`CollectBetaSweep` (a Hydra callback) gathers every run's ``summary.csv`` when the multirun
-ends and writes ``beta_sweep.csv`` (dataset, model, β, group, MAE, MSE, ΔMAE@β) and one figure per
+ends and writes ``beta_sweep.csv`` (dataset, model, β, group, MAE, MSE, ΔMAE@β), the same as
+markdown tables (``beta_sweep.md``: β by model x group, per data set) and one figure per
 data set in the style of Müllner et al.'s talk (ΔMAE@β against β, MetaMF and NoMetaMF on one
 plot, one panel per user group). ``python -m fedmood.metamf.sweep <sweep folder>`` collects again.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from hydra.experimental.callback import Callback
 
-from fedmood.results import ResultsWriter, run_summaries
+from fedmood.results import ResultsWriter, atomic_write_text, run_summaries
 
 GROUPS = ("All", "Low", "Med", "High")
 
@@ -57,12 +58,30 @@ def beta_figure(table: pd.DataFrame, dataset: str):
     return fig
 
 
+def markdown_tables(table: pd.DataFrame) -> str:
+    """ΔMAE@β (and MAE) by β for each data set: models x groups as columns, β as rows."""
+    out = []
+    for dataset in sorted(table["dataset"].unique()):
+        sub = table[table["dataset"] == dataset]
+        models = [m for m in ("metamf", "nometamf") if m in set(sub["model"])] or sorted(sub["model"].unique())
+        for metric, title in (("delta_mae", "ΔMAE@β"), ("mae", "test MAE")):
+            wide = sub.pivot_table(index="beta", columns=["model", "group"], values=metric).sort_index(ascending=False)
+            cols = [(m, g) for m in models for g in GROUPS if (m, g) in wide.columns]
+            head = " | ".join(f"{m} {g}" for m, g in cols)
+            lines = [f"### {dataset}: {title}", "", f"| β | {head} |", "|---" * (len(cols) + 1) + "|"]
+            for beta, row in wide[cols].iterrows():
+                lines.append(f"| {beta:g} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
+            out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
 def collect(sweep_dir: str | Path) -> pd.DataFrame:
     """One table of every run in ``sweep_dir`` with ΔMAE@β, and a figure per data set, written there."""
     table = delta_mae(run_summaries(sweep_dir))
     table = table.sort_values(["dataset", "model", "group", "beta"], ascending=[True, True, True, False])
     writer = ResultsWriter(sweep_dir)
     writer.table("beta_sweep", table)
+    atomic_write_text(Path(sweep_dir) / "beta_sweep.md", markdown_tables(table))
     for dataset in table["dataset"].unique():
         writer.figure(f"delta_mae_{dataset}", beta_figure(table, dataset))
     return table
