@@ -50,9 +50,35 @@ class Batches:
     def __len__(self) -> int:
         return len(self.ratings)
 
+    @property
+    def device(self) -> torch.device:
+        return self.ratings.device
+
     def take(self, idx: torch.Tensor) -> Batches:
         """The rows at ``idx``."""
         return Batches(self.users[idx], self.items[idx], self.ratings[idx])
+
+
+@dataclass
+class TensorBatches:
+    """Rows of aligned tensors of any kind (e.g. sensor windows and their labels)."""
+
+    tensors: tuple[torch.Tensor, ...]
+
+    @classmethod
+    def from_numpy(cls, *arrays: np.ndarray, device: torch.device | str = "cpu") -> TensorBatches:
+        return cls(tuple(torch.as_tensor(a, device=device) for a in arrays))
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.tensors[0].device
+
+    def take(self, idx: torch.Tensor) -> TensorBatches:
+        """The rows at ``idx``."""
+        return TensorBatches(tuple(t[idx] for t in self.tensors))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,9 +133,11 @@ def make_scheduler(
     return sched
 
 
-def shuffled_batches(data: Batches, batch_size: int, generator: torch.Generator) -> Iterator[Batches]:
+def shuffled_batches(
+    data: Batches | TensorBatches, batch_size: int, generator: torch.Generator
+) -> Iterator[Batches | TensorBatches]:
     """One epoch of shuffled mini-batches (every row once)."""
-    perm = torch.randperm(len(data), generator=generator).to(data.users.device)
+    perm = torch.randperm(len(data), generator=generator).to(data.device)
     for start in range(0, len(data), batch_size):
         yield data.take(perm[start : start + batch_size])
 
@@ -199,6 +227,11 @@ class CombinedOptimizer:
             opt.load_state_dict(state)
 
 
+def rating_mse(model: nn.Module, batch: Batches) -> torch.Tensor:
+    """MSE of ``model(users, items)`` against the ratings (the recommenders' loss)."""
+    return nn.functional.mse_loss(model(batch.users, batch.items), batch.ratings)
+
+
 def train_epoch(
     model: nn.Module,
     batches: Iterable[Batches],
@@ -206,8 +239,12 @@ def train_epoch(
     sched: torch.optim.lr_scheduler.LRScheduler | None,
     penalty: Callable[[Batches], torch.Tensor] | None = None,
     step: Callable[[Batches], torch.Tensor] | None = None,
+    loss_fn: Callable[[nn.Module, Batches | TensorBatches], torch.Tensor] | None = None,
 ) -> float:
-    """One optimiser step per batch; returns the mean training MSE over the rows seen.
+    """One optimiser step per batch; returns the mean training loss over the rows seen.
+
+    The loss is :func:`rating_mse` unless ``loss_fn(model, batch)`` gives another (e.g. the
+    cross-entropy of a classifier, or the anonymising autoencoder's composite loss).
 
     ``batches`` is :func:`shuffled_batches` for plain training or Poisson-sampled batches for
     DP-SGD (:mod:`fedmood.privacy.dpsgd`), where a batch may be empty: the step still runs (the
@@ -222,8 +259,7 @@ def train_epoch(
         if step is not None:
             loss = step(batch)
         else:
-            pred = model(batch.users, batch.items)
-            loss = nn.functional.mse_loss(pred, batch.ratings)
+            loss = loss_fn(model, batch) if loss_fn is not None else rating_mse(model, batch)
             opt.zero_grad(set_to_none=True)
             (loss + penalty(batch) if penalty is not None else loss).backward()
             opt.step()

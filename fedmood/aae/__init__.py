@@ -1,0 +1,1 @@
+"""The anonymising autoencoder (Malekzadeh et al., IoTDI 2019) for motion-sensor windows."""

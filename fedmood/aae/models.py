@@ -1,0 +1,94 @@
+"""Networks of the anonymisation study: the autoencoder (AAE) and the window classifiers.
+
+All take windows of shape (batch, channels, width) (MotionSense: 2 magnitude channels x 128
+samples, z-scored). The AAE encodes a window to a small latent (2 x 32) with strided 1-D
+convolutions and decodes it back to (2 x 128); the classifiers (the three regularisers EncReg,
+DecReg, ActReg during training, and the fresh evaluation classifiers) are one small CNN class.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _conv(c_in: int, c_out: int, k: int = 5) -> nn.Conv1d:
+    return nn.Conv1d(c_in, c_out, k, padding=k // 2)
+
+
+class Encoder(nn.Module):
+    """(B, channels, width) -> latent (B, latent_channels, width / 4)."""
+
+    def __init__(self, channels: int = 2, hidden: int = 64, latent_channels: int = 2) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            _conv(channels, hidden),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            _conv(hidden, hidden),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            _conv(hidden, latent_channels, 3),  # linear: the latent is a signal, not a code
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """Latent (B, latent_channels, width / 4) -> (B, channels, width)."""
+
+    def __init__(self, channels: int = 2, hidden: int = 64, latent_channels: int = 2) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Upsample(scale_factor=2),
+            _conv(latent_channels, hidden),
+            nn.ReLU(),
+            nn.Upsample(scale_factor=2),
+            _conv(hidden, hidden),
+            nn.ReLU(),
+            _conv(hidden, channels),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class Autoencoder(nn.Module):
+    """The anonymiser: ``forward`` returns (latent, reconstruction)."""
+
+    def __init__(self, channels: int = 2, hidden: int = 64, latent_channels: int = 2) -> None:
+        super().__init__()
+        self.encoder = Encoder(channels, hidden, latent_channels)
+        self.decoder = Decoder(channels, hidden, latent_channels)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)
+        return z, self.decoder(z)
+
+    @torch.no_grad()
+    def transform(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """The anonymised windows of ``x`` (evaluation mode, in chunks)."""
+        self.eval()
+        return torch.cat([self(x[s : s + batch_size])[1] for s in range(0, len(x), batch_size)])
+
+
+class WindowCNN(nn.Module):
+    """A small 1-D CNN classifier of windows (activity or identity; on raw, transformed or latent windows)."""
+
+    def __init__(self, channels: int, width: int, n_classes: int, hidden: int = 32, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            _conv(channels, hidden),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            _conv(hidden, hidden),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(hidden * (width // 4), 64), nn.ReLU(), nn.Linear(64, n_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
