@@ -21,7 +21,7 @@ from fedmood.aae.classify import ClassifierConfig
 from fedmood.aae.evaluate import Protocol, Transform, evaluate, identity_attacker, prepare
 from fedmood.aae.models import Autoencoder
 from fedmood.aae.train import AAEConfig, train_aae
-from fedmood.data.motionsense import load_recordings, make_windows
+from fedmood.data.motionsense import Standardiser, load_recordings, make_windows
 from fedmood.results import ResultsWriter, atomic_write_text, atomic_write_with
 
 #: The paper's Table 2: activity macro-F1 (mean), identity accuracy, identity macro-F1 (percent).
@@ -46,15 +46,14 @@ LABELS = {
 }
 
 
-def save_anonymiser(path: Path, aae: Autoencoder, proto: Protocol, cfg: AAEConfig) -> None:
+def save_anonymiser(path: Path, aae: Autoencoder, standardiser: Standardiser, width: int, hidden: int) -> None:
     """The anonymiser with what it needs to transform new recordings (z-scoring statistics, window)."""
     payload = {
         "model": aae.state_dict(),
-        "hidden": cfg.hidden,
-        "mean": proto.standardiser.mean,
-        "std": proto.standardiser.std,
-        "width": proto.aae_train.x.shape[2],
-        "activities": proto.aae_train.activities,
+        "hidden": hidden,
+        "mean": standardiser.mean,
+        "std": standardiser.std,
+        "width": width,
     }
     atomic_write_with(path, lambda f: torch.save(payload, f))
 
@@ -137,7 +136,9 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     atomic_write_text(Path(out_dir) / "table2.md", markdown_table(table))
     if "aae" in models:
-        save_anonymiser(Path(out_dir) / "aae.pt", models["aae"], proto, aae_cfg)
+        save_anonymiser(
+            Path(out_dir) / "aae.pt", models["aae"], proto.standardiser, proto.aae_train.x.shape[2], aae_cfg.hidden
+        )
         from fedmood.aae.figures import embedding_figure, windows_figure
 
         writer.figure("windows_raw_vs_anonymised", windows_figure(proto, models["aae"], seed))

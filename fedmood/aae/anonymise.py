@@ -1,0 +1,105 @@
+"""Anonymise a recording of one's own with a trained AAE (``aae.pt`` of ``experiments/aae.py``).
+
+    python -m fedmood.aae.anonymise --model results/aae/<run>/aae.pt --input my_walk.csv --output anon.npz
+
+The input is a CSV with MotionSense's DeviceMotion columns (``attitude.*``, ``gravity.*``,
+``rotationRate.*``, ``userAcceleration.*``, 50 Hz; other columns are ignored). It is cut into the
+model's windows (128 samples every ``--stride``), reduced to the two magnitude channels, z-scored
+with the model's training statistics, passed through the anonymiser and brought back to physical
+units. The output (``.npz``, or ``.csv`` in long form) holds the anonymised windows and the sample
+each starts at; it is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fedmood.aae.models import Autoencoder
+from fedmood.data.motionsense import MotionSenseFormatError, Standardiser, magnitudes, read_recording_csv, window_count
+from fedmood.results import atomic_write_bytes, atomic_write_text
+
+CHANNEL_NAMES = ("rotation_magnitude", "acceleration_magnitude")
+
+
+@dataclass
+class Anonymiser:
+    """A trained AAE with its z-scoring statistics and window width."""
+
+    model: Autoencoder
+    standardiser: Standardiser
+    width: int
+
+    @classmethod
+    def load(cls, path: str | Path) -> Anonymiser:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such anonymiser checkpoint (experiments/aae.py writes aae.pt)")
+        try:
+            state = torch.load(path, weights_only=False, map_location="cpu")
+            model = Autoencoder(hidden=int(state["hidden"]))
+            model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError, EOFError, ValueError) as exc:
+            raise ValueError(f"{path}: not an anonymiser checkpoint of experiments/aae.py ({exc})") from exc
+        return cls(model, Standardiser(np.asarray(state["mean"]), np.asarray(state["std"])), int(state["width"]))
+
+    def windows(self, data: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+        """Anonymised windows (N, 2, width) in physical units, and the sample each starts at."""
+        n = window_count(len(data), self.width, stride)
+        if n == 0:
+            raise ValueError(f"the recording has {len(data)} samples: fewer than one window of {self.width}")
+        signal = magnitudes(data)
+        starts = np.arange(n) * stride
+        x = np.stack([signal[s : s + self.width].T for s in starts])
+        out = self.model.transform(torch.as_tensor(self.standardiser(x))).numpy()
+        return self.standardiser.inverse(out), starts
+
+
+def write_output(path: Path, windows: np.ndarray, starts: np.ndarray) -> None:
+    """``.npz`` (windows, start) or ``.csv`` (window, start, sample, one column per channel), atomically."""
+    if path.suffix == ".npz":
+        buf = io.BytesIO()
+        np.savez(buf, windows=windows, start=starts, channels=np.array(CHANNEL_NAMES))
+        atomic_write_bytes(path, buf.getvalue())
+    elif path.suffix == ".csv":
+        n, _, width = windows.shape
+        frame = pd.DataFrame(
+            {
+                "window": np.repeat(np.arange(n), width),
+                "start": np.repeat(starts, width),
+                "sample": np.tile(np.arange(width), n),
+                **{name: windows[:, k, :].reshape(-1) for k, name in enumerate(CHANNEL_NAMES)},
+            }
+        )
+        atomic_write_text(path, frame.to_csv(index=False))
+    else:
+        raise ValueError(f"{path}: the output must end in .npz or .csv")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="aae.pt of an experiments/aae.py run")
+    ap.add_argument("--input", required=True, help="CSV recording with MotionSense's DeviceMotion columns")
+    ap.add_argument("--output", required=True, help="where to write the anonymised windows (.npz or .csv)")
+    ap.add_argument("--stride", type=int, default=10, help="samples between window starts (default 10)")
+    args = ap.parse_args(argv)
+    try:
+        anonymiser = Anonymiser.load(args.model)
+        windows, starts = anonymiser.windows(read_recording_csv(Path(args.input)), args.stride)
+        write_output(Path(args.output), windows, starts)
+    except (MotionSenseFormatError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(windows)} anonymised windows of {windows.shape[2]} samples -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
