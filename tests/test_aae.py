@@ -65,3 +65,20 @@ def test_short_training_hides_identity_from_a_fixed_classifier():
     # the control: the same schedule without the identity terms (a plain autoencoder) keeps identity
     plain, _ = train_aae(x, act, uid, 4, 2, replace(cfg, beta_i=0.0, beta_d=1.0), progress=False)
     assert scores(uid, predict(attacker, plain.transform(torch.as_tensor(x)).numpy()))["accuracy"] > 80
+
+
+@pytest.mark.flower
+def test_federated_aae_alternates_phases_and_hides_identity():
+    from fedmood.aae.federated import run_federated_aae
+
+    torch.manual_seed(0)
+    x, act, uid = _toy_windows()
+    attacker = fit_classifier(x, uid, 4, ClassifierConfig(epochs=8, batch_size=32))
+    cfg = AAEConfig(rounds=3, reg_epochs=2, aae_epochs=3, batch_size=32, hidden=16, reg_hidden=16)
+    clients = [(x[uid == u], act[uid == u]) for u in range(4)]  # one client per user, its windows only
+    aae, history = run_federated_aae(clients, 2, cfg, progress=False)
+    assert [h["phase"] for h in history] == ["adversaries", "anonymiser"] * 3
+    assert all(h["clients"] == 4 for h in history) and history[0]["bytes_up_per_client"] > 4 * 10_000
+    assert "enc_reg_acc" in history[0] and "aae_loss" in history[1]
+    anon_acc = scores(uid, predict(attacker, aae.transform(torch.as_tensor(x)).numpy()))["accuracy"]
+    assert anon_acc < 60, anon_acc

@@ -1,0 +1,161 @@
+"""The anonymiser trained federatedly on Flower: one client per training subject.
+
+Each client holds only its own windows and knows only its own identity label (its index among the
+training subjects); the AAE and the three adversaries (whose identity heads are shared) travel as
+one record. Rounds alternate (``strategies/alternating.py``): in an *adversaries* round every client
+trains EncReg/DecReg/ActReg on its own AAE latents/outputs; in an *anonymiser* round it trains the
+AAE against the frozen adversaries with the loss of :func:`fedmood.aae.train.aae_loss`; FedAvg
+(weighted by windows) after each. 2 x ``rounds`` Flower rounds reproduce the centralised schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid, ServerApp
+
+from fedmood.aae.models import Autoencoder
+from fedmood.aae.train import AAEConfig, Adversaries, aae_loss, train_adversaries
+from fedmood.federated.server_app import wait_for_nodes
+from fedmood.training import TensorBatches, shuffled_batches, train_epoch
+from strategies.alternating import AlternatingFedAvg
+from strategies.strict import FailLoudly
+
+PHASES = ("adversaries", "anonymiser")
+
+
+def build_networks(cfg: AAEConfig, width: int, n_users: int, n_activities: int) -> tuple[Autoencoder, Adversaries]:
+    """The AAE and the three adversaries, freshly initialised."""
+    aae = Autoencoder(2, cfg.hidden)
+    latent_width = aae.encoder(torch.zeros(1, 2, width)).shape[2]
+    return aae, Adversaries.create(width, latent_width, n_users, n_activities, cfg)
+
+
+def to_record(aae: Autoencoder, adv: Adversaries) -> ArrayRecord:
+    """All four networks as one ArrayRecord (keys prefixed by network)."""
+    state = {f"aae.{k}": v for k, v in aae.state_dict().items()}
+    for name, model in adv.models().items():
+        state.update({f"{name}.{k}": v for k, v in model.state_dict().items()})
+    return ArrayRecord(state)
+
+
+def load_record(record: ArrayRecord, aae: Autoencoder, adv: Adversaries) -> None:
+    """Load the four networks from a record written by :func:`to_record`."""
+    state = record.to_torch_state_dict()
+    for name, model in {"aae": aae, **adv.models()}.items():
+        model.load_state_dict({k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(name + ".")})
+
+
+def record_bytes(record: ArrayRecord) -> int:
+    return sum(len(a.data) for a in record.values())
+
+
+def client_round(
+    msg: Message, data: TensorBatches, cfg: AAEConfig, width: int, n_users: int, n_activities: int, seed: int
+) -> Message:
+    """One client's round: train what the phase says on its own windows, return all networks."""
+    aae, adv = build_networks(cfg, width, n_users, n_activities)
+    load_record(msg.content["arrays"], aae, adv)
+    config = msg.content["config"]
+    phase, rnd = str(config["phase"]), int(config["server-round"])
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + rnd * 1_009 + int(data.tensors[2][0]))
+    if phase == "adversaries":
+        metrics = train_adversaries(aae, adv, data, cfg, gen)
+    elif phase == "anonymiser":
+        adv.freeze(True)
+        opt = torch.optim.Adam(aae.parameters(), lr=cfg.lr)
+        for _ in range(cfg.aae_epochs):
+            metrics = {
+                "aae_loss": train_epoch(
+                    aae, shuffled_batches(data, cfg.batch_size, gen), opt, None, loss_fn=aae_loss(adv, cfg)
+                )
+            }
+    else:
+        raise ValueError(f"federated AAE: unknown phase {phase!r}")
+    return Message(
+        RecordDict({"arrays": to_record(aae, adv), "metrics": MetricRecord({**metrics, "num-examples": len(data)})}),
+        reply_to=msg,
+    )
+
+
+def run_federated_aae(
+    client_data: list[tuple[np.ndarray, np.ndarray]],
+    n_activities: int,
+    cfg: AAEConfig,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[Autoencoder, list[dict]]:
+    """Train the anonymiser with FedAvg, client k holding ``client_data[k]`` = (windows, activities).
+
+    Returns the final AAE and a history row per Flower round (phase, seconds, client metrics,
+    bytes each client receives and sends).
+    """
+    from flwr.simulation import run_simulation
+
+    logging.getLogger("flwr").setLevel("WARNING")
+    n_users, width = len(client_data), client_data[0][0].shape[2]
+    torch.manual_seed(seed)
+    aae, adv = build_networks(cfg, width, n_users, n_activities)
+    initial = to_record(aae, adv)
+    per_message = record_bytes(initial)
+    datasets = [
+        TensorBatches.from_numpy(np.asarray(x, np.float32), np.asarray(a, np.int64), np.full(len(a), k, np.int64))
+        for k, (x, a) in enumerate(client_data)
+    ]
+    history: list[dict] = []
+    result: list[ArrayRecord] = []
+    client = ClientApp()
+
+    @client.train()
+    def _train(msg: Message, context: Context) -> Message:
+        data = datasets[int(context.node_config["partition-id"])]
+        return client_round(msg, data, cfg, width, n_users, n_activities, seed)
+
+    strategy = AlternatingFedAvg(
+        PHASES, fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n_users, min_available_nodes=n_users
+    )
+    clock = [time.perf_counter()]
+
+    def on_aggregate(rnd: int, _arrays, metrics, n: int) -> None:
+        now = time.perf_counter()
+        row = {"round": rnd, "phase": strategy.phase(rnd), "clients": n, "seconds": now - clock[0]}
+        row.update({k: float(v) for k, v in dict(metrics or {}).items() if k != "num-examples"})
+        row["bytes_down_per_client"] = row["bytes_up_per_client"] = per_message
+        history.append(row)
+        clock[0] = now
+        if progress:
+            shown = " ".join(f"{k}={v:.3f}" for k, v in row.items() if k.endswith(("_acc", "_loss")))
+            print(
+                f"[federated aae] round {rnd}/{2 * cfg.rounds} {row['phase']}: {shown} ({row['seconds']:.1f}s)",
+                flush=True,
+            )
+
+    server = ServerApp()
+
+    @server.main()
+    def _main(grid: Grid, context: Context) -> None:
+        wait_for_nodes(grid, n_users, 600.0)
+        out = FailLoudly(strategy, on_aggregate=on_aggregate).start(
+            grid=grid, initial_arrays=initial, num_rounds=2 * cfg.rounds, train_config=ConfigRecord({})
+        )
+        result.append(out.arrays)
+
+    run_simulation(
+        server_app=server,
+        client_app=client,
+        num_supernodes=n_users,
+        backend_config={
+            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+            "init_args": {"num_cpus": 2, "log_to_driver": False, "logging_level": "ERROR"},
+        },
+        verbose_logging=False,
+    )
+    if not result or len(history) != 2 * cfg.rounds:
+        raise RuntimeError(f"federated AAE ended after {len(history)} of {2 * cfg.rounds} rounds (see the Flower log)")
+    load_record(result[0], aae, adv)
+    return aae, history
