@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint bench sweep-privacy clean
+.PHONY: run test test-slow lint bench bench-data sweep-privacy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/mood_fed_vs_central.py
 	$(PY) benchmarks/privacy_overhead.py
+
+bench-data: $(STAMP)   # the benchmarks on the real data sets in ../shared/data
+	$(PY) benchmarks/metamf_speed.py
+	$(PY) benchmarks/metamf_federated_bytes.py
+	$(PY) benchmarks/aae.py
 
 sweep-privacy: $(STAMP)
 	$(PY) experiments/privacy_utility.py -m
