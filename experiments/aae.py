@@ -11,22 +11,17 @@ the AAE/REP training histories and figures/.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fedmood.aae.experiment import run
-from fedmood.paths import PROJECT_ROOT
+from fedmood.paths import with_absolute_paths
 
 
 @hydra.main(config_path="../conf", config_name="aae", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    config = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("data_path", "results_root", "cache_dir"):
-        if config.get(key) and not Path(config[key]).is_absolute():
-            config[key] = str(PROJECT_ROOT / config[key])
+    config = with_absolute_paths(OmegaConf.to_container(cfg, resolve=True), ("data_path", "results_root", "cache_dir"))
     table = run(config, HydraConfig.get().runtime.output_dir)
     print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
 

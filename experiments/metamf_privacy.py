@@ -13,22 +13,19 @@ figures/delta_mae_<dataset>.png.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fedmood.metamf.experiment import run
-from fedmood.paths import PROJECT_ROOT
+from fedmood.paths import with_absolute_paths
 
 
 @hydra.main(config_path="../conf", config_name="metamf", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    config = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("data_root", "results_root", "ratings_path"):
-        if config.get(key) and not Path(config[key]).is_absolute():
-            config[key] = str(PROJECT_ROOT / config[key])
+    config = with_absolute_paths(
+        OmegaConf.to_container(cfg, resolve=True), ("data_root", "results_root", "ratings_path")
+    )
     table = run(config, HydraConfig.get().runtime.output_dir)
     print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
