@@ -134,7 +134,8 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
             models[method] = aae
             transform = model_transform(aae)
         elif method == "aae_federated":
-            aae, history = train_federated_anonymiser(proto, aae_cfg, seed, progress)
+            fed_cfg = AAEConfig(**{**cfg["aae"], **cfg.get("federated", {})})
+            aae, history = train_federated_anonymiser(proto, fed_cfg, seed, progress)
             writer.table(f"{method}_history", pd.DataFrame(history))
             models[method] = aae
             transform = model_transform(aae)
