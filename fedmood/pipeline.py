@@ -95,10 +95,9 @@ def run_federated_simulation(cfg: dict, client_mods: list | None = None) -> Fede
 
     ``client_mods`` wrap every client message (e.g. the privacy audit mod).
     """
-    from flwr.simulation import run_simulation
-
     from fedmood.federated.client_app import build_client_app
     from fedmood.federated.server_app import build_server_app
+    from fedmood.federated.simulation import simulate
 
     fed = cfg["federation"]
     logging.getLogger("flwr").setLevel(fed["flower_log_level"])
@@ -106,16 +105,7 @@ def run_federated_simulation(cfg: dict, client_mods: list | None = None) -> Fede
     server = build_server_app(lambda _ctx: cfg, lambda run, _cfg: out.setdefault("run", run))
     client = build_client_app(lambda _ctx: cfg, client_mods)
     n_users, _ = data_shape(cfg["data"], int(cfg["seed"]))
-    run_simulation(
-        server_app=server,
-        client_app=client,
-        num_supernodes=n_users,
-        backend_config={
-            "client_resources": {"num_cpus": fed["client_num_cpus"], "num_gpus": 0.0},
-            "init_args": {"num_cpus": fed["backend_num_cpus"], "log_to_driver": False, "logging_level": "ERROR"},
-        },
-        verbose_logging=False,
-    )
+    simulate(server, client, n_users, fed["client_num_cpus"], fed["backend_num_cpus"])
     if "run" not in out:
         raise RuntimeError("the federated run ended without a result (see the Flower log above)")
     return out["run"]

@@ -23,7 +23,14 @@ import pandas as pd
 import torch
 
 from fedmood.aae.models import Autoencoder
-from fedmood.data.motionsense import MotionSenseFormatError, Standardiser, magnitudes, read_recording_csv, window_count
+from fedmood.data.motionsense import (
+    MotionSenseFormatError,
+    Standardiser,
+    magnitudes,
+    read_recording_csv,
+    sliding_windows,
+    window_count,
+)
 from fedmood.results import atomic_write_bytes, atomic_write_text
 
 CHANNEL_NAMES = ("rotation_magnitude", "acceleration_magnitude")
@@ -55,9 +62,8 @@ class Anonymiser:
         n = window_count(len(data), self.width, stride)
         if n == 0:
             raise ValueError(f"the recording has {len(data)} samples: fewer than one window of {self.width}")
-        signal = magnitudes(data)
+        x = sliding_windows(magnitudes(data), self.width, stride)
         starts = np.arange(n) * stride
-        x = np.stack([signal[s : s + self.width].T for s in starts])
         out = self.model.transform(torch.as_tensor(self.standardiser(x))).numpy()
         return self.standardiser.inverse(out), starts
 

@@ -22,6 +22,7 @@ from flwr.serverapp import Grid, ServerApp
 from fedmood.aae.models import Autoencoder
 from fedmood.aae.train import AAEConfig, Adversaries, aae_loss, train_adversaries
 from fedmood.federated.server_app import wait_for_nodes
+from fedmood.federated.simulation import simulate
 from fedmood.training import TensorBatches, shuffled_batches, train_epoch
 from strategies.alternating import AlternatingFedAvg
 from strategies.strict import FailLoudly
@@ -95,8 +96,6 @@ def run_federated_aae(
     Returns the final AAE and a history row per Flower round (phase, seconds, client metrics,
     bytes each client receives and sends).
     """
-    from flwr.simulation import run_simulation
-
     logging.getLogger("flwr").setLevel("WARNING")
     n_users, width = len(client_data), client_data[0][0].shape[2]
     torch.manual_seed(seed)
@@ -145,16 +144,7 @@ def run_federated_aae(
         )
         result.append(out.arrays)
 
-    run_simulation(
-        server_app=server,
-        client_app=client,
-        num_supernodes=n_users,
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"num_cpus": 2, "log_to_driver": False, "logging_level": "ERROR"},
-        },
-        verbose_logging=False,
-    )
+    simulate(server, client, n_users)
     if not result or len(history) != 2 * cfg.rounds:
         raise RuntimeError(f"federated AAE ended after {len(history)} of {2 * cfg.rounds} rounds (see the Flower log)")
     load_record(result[0], aae, adv)

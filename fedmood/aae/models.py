@@ -16,20 +16,18 @@ def _conv(c_in: int, c_out: int, k: int = 5) -> nn.Conv1d:
     return nn.Conv1d(c_in, c_out, k, padding=k // 2)
 
 
+def _conv_pool(channels: int, hidden: int) -> list[nn.Module]:
+    """Two blocks of convolution, ReLU and 2x max-pooling: (B, channels, w) -> (B, hidden, w / 4)."""
+    return [_conv(channels, hidden), nn.ReLU(), nn.MaxPool1d(2), _conv(hidden, hidden), nn.ReLU(), nn.MaxPool1d(2)]
+
+
 class Encoder(nn.Module):
     """(B, channels, width) -> latent (B, latent_channels, width / 4)."""
 
     def __init__(self, channels: int = 2, hidden: int = 64, latent_channels: int = 2) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            _conv(channels, hidden),
-            nn.ReLU(),
-            nn.MaxPool1d(2),
-            _conv(hidden, hidden),
-            nn.ReLU(),
-            nn.MaxPool1d(2),
-            _conv(hidden, latent_channels, 3),  # linear: the latent is a signal, not a code
-        )
+        # the last convolution is linear: the latent is a signal, not a code
+        self.net = nn.Sequential(*_conv_pool(channels, hidden), _conv(hidden, latent_channels, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -78,14 +76,7 @@ class WindowCNN(nn.Module):
 
     def __init__(self, channels: int, width: int, n_classes: int, hidden: int = 32, dropout: float = 0.3) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            _conv(channels, hidden),
-            nn.ReLU(),
-            nn.MaxPool1d(2),
-            _conv(hidden, hidden),
-            nn.ReLU(),
-            nn.MaxPool1d(2),
-        )
+        self.features = nn.Sequential(*_conv_pool(channels, hidden))
         self.head = nn.Sequential(
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(hidden * (width // 4), 64), nn.ReLU(), nn.Linear(64, n_classes)
         )

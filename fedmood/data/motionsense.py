@@ -14,7 +14,6 @@ unseen people) and *trial* (test on the short trials 11-16 of everyone: identity
 from __future__ import annotations
 
 import io
-import os
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -211,6 +210,13 @@ def window_count(n_samples: int, width: int, stride: int) -> int:
     return max(0, (n_samples - width) // stride + 1)
 
 
+def sliding_windows(signal: np.ndarray, width: int, stride: int) -> np.ndarray:
+    """Windows (n, channels, width) of a (samples, channels) signal, one every ``stride`` samples."""
+    n = window_count(len(signal), width, stride)
+    view = np.lib.stride_tricks.sliding_window_view(signal, width, axis=0)[::stride][:n]
+    return np.ascontiguousarray(view, dtype=np.float32)
+
+
 def make_windows(
     recordings: Iterable[Recording],
     activities: Sequence[str] = AAE_ACTIVITIES,
@@ -226,9 +232,7 @@ def make_windows(
         n = window_count(len(rec.data), width, stride)
         if n == 0:
             continue
-        signal = channels(rec.data)  # (samples, channels)
-        view = np.lib.stride_tricks.sliding_window_view(signal, width, axis=0)[::stride][:n]  # (n, channels, width)
-        xs.append(np.ascontiguousarray(view, dtype=np.float32))
+        xs.append(sliding_windows(channels(rec.data), width, stride))
         act.append(np.full(n, activities.index(rec.activity)))
         sub.append(np.full(n, rec.subject))
         tri.append(np.full(n, rec.trial))
@@ -276,6 +280,7 @@ class Standardiser:
 def data_files_present(path: str | Path | None = None) -> bool:
     """Whether a MotionSense copy is at ``path`` (default: the shared one): for tests to skip cleanly."""
     try:
-        return os.path.exists(_source(path or default_root()))
+        _source(path or default_root())
     except FileNotFoundError:
         return False
+    return True

@@ -32,6 +32,11 @@ def load_data(cfg: dict) -> RatingSplits:
     return load_metamf_dataset(root, cfg["dataset"])
 
 
+def data_label(cfg: dict) -> str:
+    """The name a run's rows carry: the ratings file's stem, or the published data set's name."""
+    return Path(cfg["ratings_path"]).stem if cfg.get("ratings_path") else cfg["dataset"]
+
+
 def group_rows(
     abs_sum: np.ndarray, sq_sum: np.ndarray, counts: np.ndarray, groups: dict[str, np.ndarray]
 ) -> list[dict]:
@@ -67,7 +72,7 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     train = reveal(data.train, data.n_users, beta, seed)
     torch.manual_seed(seed)
     model = MetaMF(data.n_users, data.n_items, meta=cfg["variant"] == "metamf").to(device)
-    label = Path(cfg["ratings_path"]).stem if cfg.get("ratings_path") else cfg["dataset"]
+    label = data_label(cfg)
     ckpt = Path(cfg["results_root"]) / "metamf" / "checkpoints" / f"{label}-{cfg['variant']}-beta{beta:g}-seed{seed}.pt"
     save = cfg.get("checkpoints", True)
     result = fit(

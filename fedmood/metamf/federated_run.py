@@ -19,8 +19,9 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedmood.data.metamf import SPLITS, Ratings, RatingSplits, first_users, reveal, user_groups
 from fedmood.federated.server_app import wait_for_nodes
+from fedmood.federated.simulation import simulate
 from fedmood.metamf.client_app import build_client_app
-from fedmood.metamf.experiment import group_rows, load_data
+from fedmood.metamf.experiment import data_label, group_rows, load_data
 from fedmood.metamf.model import MetaMF
 from fedmood.metamf.train import MetaTrainConfig, make_optimizer
 from fedmood.results import ResultsWriter
@@ -50,8 +51,6 @@ def run_federated_metamf(
     after the last round, on their test rows. Returns the per-round history, the server's model and
     the test sums per user (abs, squared, count; ``None`` without test rows).
     """
-    from flwr.simulation import run_simulation
-
     logging.getLogger("flwr").setLevel("WARNING")
     tcfg = MetaTrainConfig(**cfg["training"], seed=int(cfg["seed"]))
     torch.manual_seed(int(cfg["seed"]))
@@ -93,16 +92,7 @@ def run_federated_metamf(
             test.append(per_user_arrays(strategy.evaluate(grid, nodes, rounds, "test")["per_user"], n_users))
 
     client = build_client_app(lambda _ctx: device_cfg, lambda _cfg, partition, split: rows[split][partition])
-    run_simulation(
-        server_app=server,
-        client_app=client,
-        num_supernodes=n_users,
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"num_cpus": 2, "log_to_driver": False, "logging_level": "ERROR"},
-        },
-        verbose_logging=False,
-    )
+    simulate(server, client, n_users)
     if len(history) != rounds:
         raise RuntimeError(f"federated MetaMF ended after {len(history)} of {rounds} rounds (see the Flower log)")
     return history, model, (test[0] if test else None)
@@ -127,10 +117,9 @@ def run_experiment(cfg: dict, out_dir: str | Path) -> pd.DataFrame:
     if test is None:
         raise ValueError(f"{cfg.get('ratings_path') or cfg['dataset']}: the selected users have no test ratings")
     table = pd.DataFrame(group_rows(*test, user_groups(data, float(cfg.get("group_frac", 0.05)))))
-    label = Path(cfg["ratings_path"]).stem if cfg.get("ratings_path") else cfg["dataset"]
     last = history[-1]
     for key, value in {
-        "dataset": label,
+        "dataset": data_label(cfg),
         "model": cfg["variant"],
         "beta": beta,
         "users_total": data.n_users,
