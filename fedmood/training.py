@@ -81,6 +81,30 @@ class TensorBatches:
         return TensorBatches(tuple(t[idx] for t in self.tensors))
 
 
+@dataclass
+class BestEpoch:
+    """Model selection on a validation score: keeps the best epoch's weights, says when to stop.
+
+    ``update(model, epoch, score)`` after every epoch (higher scores are better) returns True once
+    ``patience`` epochs in a row brought no gain; ``restore(model)`` loads the best epoch's weights.
+    """
+
+    patience: int
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    state: dict | None = None
+
+    def update(self, model: nn.Module, epoch: int, score: float) -> bool:
+        if score > self.best_score:
+            self.best_score, self.best_epoch = score, epoch
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return epoch - self.best_epoch >= self.patience
+
+    def restore(self, model: nn.Module) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` (a CUDA GPU when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     if name == "auto":

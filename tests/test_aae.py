@@ -12,7 +12,8 @@ import torch
 from fedmood.aae.classify import ClassifierConfig, fit_classifier, predict, scores
 from fedmood.aae.losses import identity_loss
 from fedmood.aae.models import Autoencoder, WindowCNN
-from fedmood.aae.train import AAEConfig, train_aae
+from fedmood.aae.train import AAEConfig, Adversaries, aae_loss, train_aae
+from fedmood.training import BestEpoch, TensorBatches
 
 
 def test_identity_loss_matches_equation_7_by_hand():
@@ -82,3 +83,49 @@ def test_federated_aae_alternates_phases_and_hides_identity():
     assert "enc_reg_acc" in history[0] and "aae_loss" in history[1]
     anon_acc = scores(uid, predict(attacker, aae.transform(torch.as_tensor(x)).numpy()))["accuracy"]
     assert anon_acc < 60, anon_acc
+
+
+def test_reconstruction_term_sums_over_the_window():
+    """``window_sum`` weighs the squared error of a whole window; ``mean`` of one element."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 2, 128)
+    batch = TensorBatches((x, torch.zeros(6, dtype=torch.long), torch.zeros(6, dtype=torch.long)))
+    aae = Autoencoder(hidden=8)
+    adv = Adversaries.create(128, 32, 3, 2, AAEConfig(reg_hidden=8))
+    only_mse = AAEConfig(beta_d=0.01, beta_i=0.0, beta_a=0.0)
+    with torch.no_grad():
+        out = aae(x)[1]
+        summed = aae_loss(adv, only_mse)(aae, batch).item()
+        mean = aae_loss(adv, replace(only_mse, reconstruction="mean"))(aae, batch).item()
+    assert summed == pytest.approx(0.01 * float(((out - x) ** 2).sum()) / len(x), rel=1e-5)
+    assert mean == pytest.approx(0.01 * float(((out - x) ** 2).mean()), rel=1e-5)
+    with pytest.raises(ValueError, match=r"aae\.reconstruction"):
+        aae_loss(adv, replace(only_mse, reconstruction="median"))
+
+
+def test_validation_selection_keeps_the_best_epoch_and_stops(monkeypatch):
+    model = torch.nn.Linear(1, 1)
+    best = BestEpoch(patience=2)
+    stops = []
+    for epoch, score in enumerate([0.1, 0.5, 0.4, 0.3, 0.9], start=1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        stops.append(best.update(model, epoch, score))
+    assert stops == [False, False, False, True, False] and best.best_epoch == 5
+    best = BestEpoch(patience=2)
+    for epoch, score in enumerate([0.1, 0.5, 0.4], start=1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        best.update(model, epoch, score)
+    best.restore(model)
+    assert model.weight.item() == 2.0
+
+    # fit_classifier with validation windows stops once the validation F1 stops improving
+    import fedmood.aae.classify as classify
+
+    calls = []
+    real = classify.train_epoch
+    monkeypatch.setattr(classify, "train_epoch", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x, act, _ = _toy_windows(n_per=20)
+    fit_classifier(x, act, 2, ClassifierConfig(epochs=40, patience=2, batch_size=32), val=(x, act))
+    assert 3 <= len(calls) < 40

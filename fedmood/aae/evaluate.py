@@ -68,11 +68,15 @@ def evaluate(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Table 2's numbers for one transform: ACT F1 mean/sd (over ``seeds``), ID accuracy and F1."""
-    train_x, test_x = transform(proto.act_train.x), transform(proto.act_test.x)
+    train_x, train_y, test_x = transform(proto.act_train.x), proto.act_train.activity, transform(proto.act_test.x)
+    val = None
+    if cfg.validation:  # as the paper: train on the long trials, select the epoch on the short ones
+        short = np.isin(proto.act_train.trial, SHORT_TRIALS)
+        train_x, train_y, val = train_x[~short], train_y[~short], (train_x[short], train_y[short])
     n_act = len(proto.act_train.activities)
     f1 = []
     for seed in range(seeds):
-        clf = fit_classifier(train_x, proto.act_train.activity, n_act, cfg, seed)
+        clf = fit_classifier(train_x, train_y, n_act, cfg, seed, val=val)
         f1.append(scores(proto.act_test.activity, predict(clf, test_x))["macro_f1"])
         if progress:
             progress(f"activity classifier {seed + 1}/{seeds}: macro-F1 {f1[-1]:.2f}")
