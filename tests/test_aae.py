@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from fedmood.aae.classify import ClassifierConfig, fit_classifier, predict, scores
+from fedmood.aae.classify import ClassifierConfig, fit_classifier
 from fedmood.aae.losses import identity_loss
 from fedmood.aae.models import Autoencoder, WindowCNN
 from fedmood.aae.train import AAEConfig, Adversaries, aae_loss, train_aae
+from fedmood.classification import predict, scores
 from fedmood.training import BestEpoch, TensorBatches
 
 

@@ -4,44 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import zipfile
 
 import numpy as np
 import pandas as pd
+from synthetic_motionsense import recording as make_recording
+from synthetic_motionsense import recording_csv, synthetic_motionsense
 
 from fedmood.aae.anonymise import main as anonymise_main
 from fedmood.aae.baselines import resample_roundtrip, ssa_reconstruct
-from fedmood.data.motionsense import COLUMNS
 from fedmood.paths import PROJECT_ROOT
-
-TRIALS = {"dws": (1, 11), "ups": (3, 12), "wlk": (7, 15), "jog": (9, 16)}
-
-
-def _recording(subject: int, activity: str, n: int, rng) -> np.ndarray:
-    t = np.arange(n) / 50.0
-    freq = {"dws": 1.0, "ups": 1.5, "wlk": 2.0, "jog": 3.0}[activity]
-    data = 0.05 * rng.normal(size=(n, 12))
-    data[:, 5] -= 1.0  # gravity.z
-    data[:, 6:9] += (0.5 + 0.05 * subject) * np.sin(2 * np.pi * freq * t)[:, None]  # rotationRate
-    data[:, 9:12] += 0.3 * np.sin(2 * np.pi * freq * t + subject)[:, None]  # userAcceleration
-    return data
-
-
-def _csv(data: np.ndarray) -> str:
-    rows = ["," + ",".join(COLUMNS)] + [f"{i}," + ",".join(f"{v:.5f}" for v in r) for i, r in enumerate(data)]
-    return "\n".join(rows) + "\n"
-
-
-def _synthetic_motionsense(folder):
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(folder / "A_DeviceMotion_data.zip", "w") as z:
-        for activity, trials in TRIALS.items():
-            for trial in trials:
-                for s in range(1, 25):
-                    data = _recording(s, activity, 300, rng)
-                    z.writestr(f"A_DeviceMotion_data/{activity}_{trial}/sub_{s}.csv", _csv(data))
-    return folder
 
 
 def test_baselines_keep_the_window_shape():
@@ -53,7 +24,7 @@ def test_baselines_keep_the_window_shape():
 
 
 def test_table2_experiment_and_the_anonymiser_tool(tmp_path):
-    data = _synthetic_motionsense(tmp_path / "ms")
+    data = synthetic_motionsense(tmp_path / "ms")
     run_dir = tmp_path / "run"
     cmd = [
         sys.executable,
@@ -80,7 +51,7 @@ def test_table2_experiment_and_the_anonymiser_tool(tmp_path):
     assert len(pd.read_csv(run_dir / "aae_history.csv")) == 2
 
     recording = tmp_path / "mine.csv"
-    recording.write_text(_csv(_recording(3, "wlk", 200, np.random.default_rng(1))))
+    recording.write_text(recording_csv(make_recording(3, "wlk", 200, np.random.default_rng(1))))
     assert (
         anonymise_main(
             ["--model", str(run_dir / "aae.pt"), "--input", str(recording), "--output", str(tmp_path / "a.npz")]

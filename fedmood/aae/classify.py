@@ -1,4 +1,4 @@
-"""Window classifiers: training (the package's one training loop), prediction, scores.
+"""Window classifiers (:class:`WindowCNN`) trained with the package's one training loop.
 
 With validation windows (``fit_classifier(..., val=(x, y))``) training keeps the epoch of best
 validation macro-F1 and stops after ``patience`` epochs without gain (the paper's evaluation
@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
-from torch.nn import functional as F
 
 from fedmood.aae.models import WindowCNN
+from fedmood.classification import cross_entropy, predict, scores
 from fedmood.training import BestEpoch, TensorBatches, shuffled_batches, train_epoch
 
 
@@ -29,12 +28,6 @@ class ClassifierConfig:
     hidden: int = 32
     patience: int = 3  # with validation windows: stop after this many epochs without a better macro-F1
     validation: bool = False  # activity evaluation: select the epoch on the training subjects' short trials
-
-
-def cross_entropy(model: torch.nn.Module, batch: TensorBatches) -> torch.Tensor:
-    """The classifier's loss on a batch of (windows, labels)."""
-    x, y = batch.tensors[:2]
-    return F.cross_entropy(model(x), y)
 
 
 def fit_classifier(
@@ -64,19 +57,3 @@ def fit_classifier(
             break
     best.restore(model)
     return model
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, x: np.ndarray | torch.Tensor, batch_size: int = 4096) -> np.ndarray:
-    """Predicted class of every window."""
-    model.eval()
-    x = torch.as_tensor(np.asarray(x, np.float32))
-    return torch.cat([model(x[s : s + batch_size]).argmax(1) for s in range(0, len(x), batch_size)]).numpy()
-
-
-def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Accuracy and macro-F1, in percent (as the paper's Table 2)."""
-    return {
-        "accuracy": 100 * float(accuracy_score(y_true, y_pred)),
-        "macro_f1": 100 * float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-    }

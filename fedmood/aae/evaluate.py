@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedmood.aae.classify import ClassifierConfig, fit_classifier, predict, scores
+from fedmood.aae.classify import ClassifierConfig, fit_classifier
 from fedmood.aae.models import WindowCNN
+from fedmood.classification import predict, scores
 from fedmood.data.motionsense import SHORT_TRIALS, SUBJECTS, Standardiser, Windows, subject_split, trial_split
 
 Transform = Callable[[np.ndarray], np.ndarray]

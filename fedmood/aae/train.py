@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from fedmood.aae.classify import cross_entropy, predict
 from fedmood.aae.losses import identity_loss
 from fedmood.aae.models import Autoencoder, WindowCNN
+from fedmood.classification import cross_entropy, predict
 from fedmood.training import TensorBatches, shuffled_batches, train_epoch
 
 

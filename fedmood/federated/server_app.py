@@ -56,9 +56,10 @@ class FederatedRun:
     privacy: dict = field(default_factory=dict)  # mechanism, noise, epsilon, delta, ...
 
 
-def _query_all(
+def query_all(
     grid: Grid, node_ids: list[int], config: ConfigRecord, timeout: float, arrays: ArrayRecord | None = None
 ) -> list[RecordDict]:
+    """Send ``config`` (and ``arrays``) to every node as a ``query`` message; their replies' contents."""
     content = {"config": config} | ({"arrays": arrays} if arrays is not None else {})
     msgs = [Message(RecordDict(content), dst_node_id=n, message_type="query") for n in node_ids]
     replies = check_replies("query", 0, len(msgs), grid.send_and_receive(msgs, timeout=timeout))
@@ -69,13 +70,13 @@ def federated_clustering(
     grid: Grid, node_ids: list[int], k: int, max_iter: int, seed: int, timeout: float
 ) -> tuple[np.ndarray, int]:
     """Federated k-modes over the nodes' fragments; returns ``(centres, iterations)``."""
-    stats = _query_all(grid, node_ids, ConfigRecord({"stage": "histograms"}), timeout)
+    stats = query_all(grid, node_ids, ConfigRecord({"stage": "histograms"}), timeout)
     marg = sum(r["stats"]["marginals"].numpy() for r in stats)
     dominant = sum(r["stats"]["dominant"].numpy() for r in stats)
     centres = initial_centres(marg, dominant, k, seed)
     for it in range(1, max_iter + 1):
         cfg = ConfigRecord({"stage": "counts", **centres_config(centres)})
-        counts = sum(r["stats"]["counts"].numpy() for r in _query_all(grid, node_ids, cfg, timeout))
+        counts = sum(r["stats"]["counts"].numpy() for r in query_all(grid, node_ids, cfg, timeout))
         new = modes_from_counts(counts, centres)
         log.info("clustering iteration %d: %d centres moved", it, int((new != centres).any(axis=1).sum()))
         if np.array_equal(new, centres):
@@ -271,7 +272,7 @@ def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> Fede
     demo_users = list(range(min(int(cfg["suggest_users"]), n_users)))
     if demo_users:
         query = ConfigRecord({"stage": "suggest", "users": demo_users, "n": int(cfg["n_suggestions"]), **train_config})
-        for reply in _query_all(grid, node_ids, query, timeout, arrays=arrays):
+        for reply in query_all(grid, node_ids, query, timeout, arrays=arrays):
             if "suggestions" in reply:
                 run.suggestions.append(dict(reply["suggestions"]))
     return run
