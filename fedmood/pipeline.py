@@ -140,6 +140,28 @@ def federated_summary_row(run: FederatedRun) -> dict:
     return row | run.privacy
 
 
+def personalisation_table(run: FederatedRun) -> pd.DataFrame:
+    """Per device: validation MSE of the federated model and of the device's personalised one."""
+    table = pd.DataFrame(run.personalisation)
+    if len(table):
+        table["user"] = table["user"].astype(int)
+        table["val_mse_change"] = table["val_mse_after"] - table["val_mse_before"]
+    return table
+
+
+def personalisation_summary(table: pd.DataFrame) -> dict:
+    """Row-weighted validation MSE before/after personalisation and the share of devices it helped."""
+    if not len(table):
+        return {}
+    rows = table[table.val_rows > 0]
+    w = rows.val_rows
+    return {
+        "personal_val_mse_before": float((rows.val_mse_before * w).sum() / w.sum()),
+        "personal_val_mse_after": float((rows.val_mse_after * w).sum() / w.sum()),
+        "personal_users_improved": float((rows.val_mse_change < 0).mean()),
+    }
+
+
 def _suggestion_rows(
     label: str, user: int, mean: float, top: list[tuple[int, float, float]], centres: np.ndarray | None
 ) -> list[dict]:
@@ -197,6 +219,8 @@ def run_comparison(cfg: dict, out_dir: str | Path | None, progress: bool = True)
         "cluster_ari": np.nan,
         "fed_cluster_iterations": fed.cluster_iterations,
     }
+    personal = personalisation_table(fed)
+    extra.update(personalisation_summary(personal))
     if central.centres is not None:
         all_frags = np.concatenate([d.fragments for d in devices])
         extra["cluster_ari"] = agreement(central.labels, assign(all_frags, fed.centres))
@@ -220,6 +244,8 @@ def run_comparison(cfg: dict, out_dir: str | Path | None, progress: bool = True)
         writer.table("summary", summary)
         writer.table("rounds_federated", pd.DataFrame(fed.rounds))
         writer.table("suggestions", sugg)
+        if len(personal):
+            writer.table("personalisation", personal)
         writer.json("comparison", extra)
         writer.figure("mse_centralised", mse_curves(metrics, [CENTRAL], "Centralised (fastai-style)"))
         writer.figure("mse_federated", mse_curves(metrics, [FEDERATED], "Federated (Flower FedAvg)"))
@@ -236,6 +262,9 @@ def write_federated_only(run: FederatedRun, cfg: dict, out: str | Path | None = 
     writer.table("metrics", metrics)
     writer.table("rounds_federated", pd.DataFrame(run.rounds))
     writer.table("summary", pd.DataFrame([federated_summary_row(run)]))
+    personal = personalisation_table(run)
+    if len(personal):
+        writer.table("personalisation", personal)
     writer.figure(
         "mse_federated",
         mse_curves(metrics, [FEDERATED], f"Federated (Flower FedAvg), {run.privacy.get('mechanism', 'none')}"),

@@ -6,7 +6,7 @@ from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
 from fedmood.data.local import load_local_data
 from fedmood.federated.client_app import build_client_app
-from fedmood.federated.device import LOCAL_STATE_KEY, centres_config
+from fedmood.federated.device import LOCAL_STATE_KEY, PERSONAL_ITEMS_KEY, centres_config
 from fedmood.federated.server_app import initial_item_arrays
 from fedmood.models import GLOBAL_KEYS
 from tests.conftest import make_context, make_message
@@ -80,3 +80,25 @@ def test_client_errors_surface(small_cfg, app_and_centres):
     bad = ArrayRecord({"something_else": initial_item_arrays(small_cfg, 4)["item_bias.weight"]})
     with pytest.raises(ValueError, match="expected global arrays"):
         app(_train_msg(small_cfg, centres, 1, bad), make_context(0, 6))
+
+
+@pytest.mark.parametrize("items", [False, True])
+def test_personalisation_fine_tunes_on_the_device_and_reports_only_errors(small_cfg, app_and_centres, items):
+    small_cfg["personalise"] = {"enabled": True, "epochs": 20, "lr": 0.05, "items": items}
+    app, centres = app_and_centres
+    ctx = make_context(3, 6)
+    trained = app(_train_msg(small_cfg, centres, 1), ctx).content["arrays"]
+    kept = ctx.state[LOCAL_STATE_KEY].to_torch_state_dict()
+    query = ConfigRecord({"stage": "personalise", **centres_config(centres)})
+    reply = app(make_message(RecordDict({"arrays": trained, "config": query}), "query"), ctx)
+    assert not reply.has_error()
+    assert set(reply.content.array_records) == set()  # nothing but the errors leaves the device
+    result = reply.content["personalisation"]
+    assert result["val_rows"] > 0 and result["val_mse_before"] > 0 and result["val_mse_after"] > 0
+    # the personalised user parameters replaced the old ones on the device
+    new = ctx.state[LOCAL_STATE_KEY].to_torch_state_dict()
+    assert not np.allclose(kept["user_factors.weight"].numpy(), new["user_factors.weight"].numpy())
+    assert (PERSONAL_ITEMS_KEY in ctx.state) == items
+    if items:
+        local_items = ctx.state[PERSONAL_ITEMS_KEY].to_torch_state_dict()
+        assert not np.allclose(local_items["item_factors.weight"].numpy(), trained["item_factors.weight"].numpy())

@@ -30,6 +30,7 @@ from fedmood.federated.device import (
     clustering_statistics,
     local_evaluation,
     local_round,
+    personalise_on_device,
     suggestions,
 )
 from fedmood.federated.run_config import config_from_context
@@ -59,8 +60,11 @@ def evaluate_on_device(msg: Message, context: Context, cfg: dict) -> Message:
 
 
 def query_on_device(msg: Message, context: Context, cfg: dict) -> Message:
-    """Federated k-modes statistics, or, for users who opted in to the demo, their suggestions."""
+    """Federated k-modes statistics; after training, personalisation; for the demo users, their suggestions."""
     config = msg.content["config"]
+    if config["stage"] == "personalise":
+        result = personalise_on_device(cfg, context, _items(msg.content["arrays"]), config)
+        return Message(RecordDict({"personalisation": MetricRecord(result)}), reply_to=msg)
     if config["stage"] == "suggest":
         if int(context.node_config["partition-id"]) not in list(config["users"]):
             return Message(RecordDict({}), reply_to=msg)

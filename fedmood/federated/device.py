@@ -38,6 +38,7 @@ from fedmood.training import (
 from strategies.deferred_eval import CLIENT_SECONDS, FIT_SECONDS, VAL_N, VAL_SSE
 
 LOCAL_STATE_KEY = "user-state"  # context.state record holding the user's own parameters
+PERSONAL_ITEMS_KEY = "personal-items"  # the device's own fine-tuned copy of the item parameters, if any
 TRAIN_ROWS = "train-rows"
 DPSGD_EPSILON, DPSGD_DELTA, DPSGD_NOISE = "dpsgd-epsilon", "dpsgd-delta", "dpsgd-noise"
 
@@ -225,3 +226,44 @@ def clustering_statistics(cfg: dict, context: Context, config: Mapping) -> dict[
     if stage == "counts":
         return {"counts": cluster_counts(data.fragments, centres_from_config(config), N_CODES)}
     raise ValueError(f"unknown query stage {stage!r}")
+
+
+def personalise_on_device(
+    cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping
+) -> dict[str, float]:
+    """After federated training: fine-tune this user's own parameters on their own rows; val MSE before/after.
+
+    ``cfg["personalise"]``: ``epochs`` of Adam at ``lr`` over the user's factors and bias, and with
+    ``items: true`` over a local copy of the item factors and biases too. The result stays on the
+    device (``context.state``); only the two validation errors and row counts are returned.
+    """
+    torch.set_num_threads(1)
+    p = cfg["personalise"]
+    data = device_data(cfg, context)
+    rows = data.rows(centres_from_config(config))
+    model = global_model(cfg, items, context, data.user)
+    train, val = split_batches(rows, "train"), split_batches(rows, "val")
+    before = evaluate_mse(model, val) if len(val) else float("nan")
+    keys = LOCAL_KEYS + (GLOBAL_KEYS if p.get("items", False) else ())
+    params = []
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in keys)
+        if name in keys:
+            params.append(param)
+    opt = torch.optim.Adam(params, lr=float(p["lr"]))
+    gen = torch.Generator().manual_seed(int(cfg["seed"]) * 6_007 + data.user)
+    batch_size = int(cfg["training"]["batch_size"])
+    for _ in range(int(p["epochs"]) if len(train) else 0):
+        train_epoch(model, shuffled_batches(train, batch_size, gen), opt, None)
+    after = evaluate_mse(model, val) if len(val) else float("nan")
+    state = model.state_dict()
+    context.state[LOCAL_STATE_KEY] = ArrayRecord({k: state[k] for k in LOCAL_KEYS})
+    if p.get("items", False):
+        context.state[PERSONAL_ITEMS_KEY] = ArrayRecord({k: state[k] for k in GLOBAL_KEYS})
+    return {
+        "user": float(data.user),
+        "val_mse_before": before,
+        "val_mse_after": after,
+        "val_rows": float(len(val)),
+        "train_rows": float(len(train)),
+    }

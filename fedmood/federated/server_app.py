@@ -4,6 +4,9 @@
    starting centres; then rounds of per-cluster activity counts until the centres stop moving.
 2. FedAvg (weighted by examples) of item factors and biases; a round is one local epoch per client.
    Validation MSE is computed on each client's own validation rows and aggregated by examples.
+3. With ``personalise.enabled``: every device fine-tunes its own parameters on its own rows against
+   the final item parameters (``query`` stage ``personalise``) and reports its validation MSE
+   before and after; the personalised parameters stay on the device.
 The run's history is handed to a callback (the Hydra experiment) or, under ``flwr run``, written to
 a results folder.
 """
@@ -53,6 +56,7 @@ class FederatedRun:
     cluster_seconds: float = 0.0
     item_state: dict[str, np.ndarray] = field(default_factory=dict)  # final global parameters
     suggestions: list[dict] = field(default_factory=list)  # from the devices that opted in
+    personalisation: list[dict] = field(default_factory=list)  # per device: val MSE before/after fine-tuning
     privacy: dict = field(default_factory=dict)  # mechanism, noise, epsilon, delta, ...
 
 
@@ -269,6 +273,10 @@ def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> Fede
             flush=True,
         )
     run.item_state = {k: v.numpy() for k, v in arrays.items()}
+    if (cfg.get("personalise") or {}).get("enabled", False):
+        query = ConfigRecord({"stage": "personalise", **train_config})
+        replies = query_all(grid, node_ids, query, timeout, arrays=arrays)
+        run.personalisation = sorted((dict(r["personalisation"]) for r in replies), key=lambda r: r["user"])
     demo_users = list(range(min(int(cfg["suggest_users"]), n_users)))
     if demo_users:
         query = ConfigRecord({"stage": "suggest", "users": demo_users, "n": int(cfg["n_suggestions"]), **train_config})
