@@ -36,6 +36,13 @@ AGGREGATE_METRICS = {
     "num_examples",
     "code",
     "message",
+    # personalisation's report: the device's index (its node is known to the server anyway), its
+    # validation MSE before/after fine-tuning, its row counts
+    "user",
+    "val_mse_before",
+    "val_mse_after",
+    "val_rows",
+    "train_rows",
 }
 #: Keys of the SecAgg+ protocol records (public keys, encrypted shares, masked vectors, shares).
 SECAGG_KEYS = {"pk1", "pk2", "dsts", "ctxts", "masked_params", "nids", "shares"}
@@ -43,6 +50,7 @@ ALLOWED_RECORDS = {
     "arrays",
     "metrics",
     "stats",
+    "personalisation",
     "secaggplus_configs",
     "fitres.parameters",
     "fitres.metrics",
