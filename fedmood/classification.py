@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
 from torch.nn import functional as F
 
 from fedmood.training import TensorBatches
@@ -30,6 +29,8 @@ def predict(model: torch.nn.Module, x: np.ndarray | torch.Tensor, batch_size: in
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """Accuracy and macro-F1, in percent."""
+    from sklearn.metrics import accuracy_score, f1_score  # not imported on a device that only trains
+
     return {
         "accuracy": 100 * float(accuracy_score(y_true, y_pred)),
         "macro_f1": 100 * float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
