@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -10,6 +12,7 @@ from flwr.app import Context, Message, Metadata, RecordDict
 from fedmood.data.generator import GeneratorConfig, write_day_logs
 from fedmood.federated.device import node_context
 from fedmood.federated.run_config import compose_config
+from fedmood.paths import PROJECT_ROOT
 
 SMALL = GeneratorConfig(n_users=6, n_days=4, seed=11)
 
@@ -54,3 +57,11 @@ def make_message(content: RecordDict, message_type: str, dst: int = 1) -> Messag
 def make_context(partition_id: int, n: int) -> Context:
     """A node Context as the simulation engine would build it."""
     return node_context(partition_id, n)
+
+
+def run_experiment(script: str, *overrides: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``experiments/<script>.py`` with Hydra overrides in a fresh interpreter; fail with its stderr."""
+    cmd = [sys.executable, str(PROJECT_ROOT / "experiments" / f"{script}.py"), *overrides]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 from synthetic_motionsense import recording as make_recording
@@ -12,7 +9,7 @@ from synthetic_motionsense import recording_csv, synthetic_motionsense
 
 from fedmood.aae.anonymise import main as anonymise_main
 from fedmood.aae.baselines import resample_roundtrip, ssa_reconstruct
-from fedmood.paths import PROJECT_ROOT
+from tests.conftest import run_experiment
 
 
 def test_baselines_keep_the_window_shape():
@@ -26,9 +23,8 @@ def test_baselines_keep_the_window_shape():
 def test_table2_experiment_and_the_anonymiser_tool(tmp_path):
     data = synthetic_motionsense(tmp_path / "ms")
     run_dir = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        str(PROJECT_ROOT / "experiments" / "aae.py"),
+    run_experiment(
+        "aae",
         "schedule=quick",
         f"data_path={data}",
         f"cache_dir={tmp_path / 'cache'}",
@@ -38,9 +34,8 @@ def test_table2_experiment_and_the_anonymiser_tool(tmp_path):
         "attacker.epochs=4",
         "eval_seeds=2",
         f"hydra.run.dir={run_dir}",
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
+        timeout=900,
+    )
     table = pd.read_csv(run_dir / "table2.csv")
     assert table["method"].tolist() == ["raw", "resample_5hz", "ssa_1", "aae"]
     assert table[["act_f1", "id_acc", "id_f1"]].apply(lambda c: c.between(0, 100)).all().all()

@@ -1,13 +1,10 @@
 """The MetaMF experiments end to end on a small ratings file of one's own (β sweep; federated run)."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from fedmood.paths import PROJECT_ROOT
+from tests.conftest import run_experiment
 
 
 def _ratings_file(path, n_users=30, n_items=40, seed=0):
@@ -23,9 +20,8 @@ def _ratings_file(path, n_users=30, n_items=40, seed=0):
 
 def test_beta_sweep_writes_the_delta_mae_table_and_figures(tmp_path):
     ratings = _ratings_file(tmp_path / "mine.csv")
-    cmd = [
-        sys.executable,
-        str(PROJECT_ROOT / "experiments" / "metamf_privacy.py"),
+    run_experiment(
+        "metamf_privacy",
         "-m",
         "dataset=ml",
         "variant=metamf,nometamf",
@@ -36,9 +32,7 @@ def test_beta_sweep_writes_the_delta_mae_table_and_figures(tmp_path):
         "group_frac=0.1",
         f"results_root={tmp_path / 'results'}",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
+    )
     table = pd.read_csv(tmp_path / "sweep" / "beta_sweep.csv")
     assert set(table.columns) >= {"dataset", "model", "beta", "group", "mae", "mse", "delta_mae"}
     assert len(table) == 2 * 2 * 4  # model x beta x (All, Low, Med, High)
@@ -56,9 +50,8 @@ def test_beta_sweep_writes_the_delta_mae_table_and_figures(tmp_path):
 @pytest.mark.flower
 def test_federated_metamf_experiment_evaluates_on_the_devices(tmp_path):
     ratings = _ratings_file(tmp_path / "mine.csv", n_users=8)
-    cmd = [
-        sys.executable,
-        str(PROJECT_ROOT / "experiments" / "metamf_federated.py"),
+    run_experiment(
+        "metamf_federated",
         f"ratings_path={ratings}",
         "users=null",
         "rounds=4",
@@ -67,9 +60,7 @@ def test_federated_metamf_experiment_evaluates_on_the_devices(tmp_path):
         "group_frac=0.25",
         f"results_root={tmp_path / 'results'}",
         f"hydra.run.dir={tmp_path / 'run'}",
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
+    )
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert history["round"].tolist() == [1, 2, 3, 4]
     assert history["val_mae"].notna().tolist() == [False, True, False, True]

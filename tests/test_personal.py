@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -15,12 +13,12 @@ from synthetic_motionsense import ALL_TRIALS, recording, synthetic_motionsense
 import fedmood.personal.study as study_mod
 from fedmood.data.motionsense import ACTIVITIES, COLUMNS, Recording
 from fedmood.data.split import first_n
-from fedmood.paths import PROJECT_ROOT
 from fedmood.personal.data import user_data
 from fedmood.personal.features import feature_names, window_features, with_magnitudes
 from fedmood.personal.models import FeatureMLP
 from fedmood.personal.study import StudyConfig, crossovers, run_user, shared_training_set, training_users
 from fedmood.personal.train import FitConfig, fit, personalise
+from tests.conftest import run_experiment
 
 
 def _recordings(subjects: int = 4, samples: int = 1500) -> list[Recording]:
@@ -181,9 +179,7 @@ def test_federated_shared_equals_fedavg_by_hand():
 def test_personal_experiment_end_to_end(tmp_path):
     data = synthetic_motionsense(tmp_path / "ms", ALL_TRIALS, samples=1200, subjects=4)
     run_dir = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        str(PROJECT_ROOT / "experiments" / "personal.py"),
+    overrides = [
         "personal_size=quick",
         f"data_path={data}",
         f"cache_dir={tmp_path / 'cache'}",
@@ -193,7 +189,7 @@ def test_personal_experiment_end_to_end(tmp_path):
         "federated.users=[]",
         f"hydra.run.dir={run_dir}",
     ]
-    subprocess.run(cmd, check=True, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    run_experiment("personal", *overrides)
     table = pd.read_csv(run_dir / "results.csv")
     assert set(table.model) == {"shared", "local", "personal"} and set(table.user) == {1, 2}
     assert set(table[table.model == "shared"].k) == {2, 3}
@@ -202,5 +198,5 @@ def test_personal_experiment_end_to_end(tmp_path):
     cost = pd.read_json(run_dir / "cost.json", typ="series")
     assert cost["seconds"] > 0 and cost["peak_rss_mb"] > 10
     # a rerun into the same folder resumes: nothing is recomputed, the table is unchanged
-    subprocess.run(cmd, check=True, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    run_experiment("personal", *overrides)
     assert len(pd.read_csv(run_dir / "results.csv")) == len(table)

@@ -1,8 +1,5 @@
 """Privacy mechanisms in real Flower simulations (Ray): SecAgg+, dropouts, the privacy audit, the sweep."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,14 +8,14 @@ from flwr.common.constant import ErrorCode
 
 from fedmood.data.generator import GeneratorConfig, write_day_logs
 from fedmood.federated.device import centres_config, local_round
-from fedmood.federated.run_config import PROJECT_ROOT, compose_config
+from fedmood.federated.run_config import compose_config
 from fedmood.federated.server_app import initial_item_arrays
 from fedmood.models import GLOBAL_KEYS
 from fedmood.pipeline import run_federated_simulation
 from fedmood.privacy.audit import audit_violations
 from fedmood.privacy.settings import SecAggSettings
 from strategies.audit import make_audit_mod
-from tests.conftest import make_context
+from tests.conftest import make_context, run_experiment
 
 pytestmark = pytest.mark.flower
 N_ITEMS = 4
@@ -119,9 +116,8 @@ def test_privacy_audit_no_message_carries_user_data(small_logs, tmp_path, mechan
 
 
 def test_privacy_sweep_writes_one_table_and_one_figure(small_logs, tmp_path):
-    cmd = [
-        sys.executable,
-        str(PROJECT_ROOT / "experiments" / "privacy_utility.py"),
+    run_experiment(
+        "privacy_utility",
         "-m",
         "privacy=none,central_dp",
         "privacy.target_epsilon=2,8",
@@ -131,9 +127,7 @@ def test_privacy_sweep_writes_one_table_and_one_figure(small_logs, tmp_path):
         "training.epochs=2",
         f"results_root={tmp_path}",
         "hydra.sweep.dir=" + str(tmp_path / "sweep"),
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
+    )
     table = pd.read_csv(tmp_path / "sweep" / "privacy_utility.csv")
     assert sorted(table["mechanism"]) == ["central_dp", "central_dp", "none"]  # 'none' ran once
     dp = table[table["mechanism"] == "central_dp"].sort_values("epsilon")
