@@ -81,6 +81,16 @@ class TensorBatches:
         return TensorBatches(tuple(t[idx] for t in self.tensors))
 
 
+def train_only(model: nn.Module, selected: Callable[[str], bool]) -> list[nn.Parameter]:
+    """Freeze every parameter whose name ``selected`` rejects; the selected ones, for the optimiser."""
+    chosen = []
+    for name, param in model.named_parameters():
+        param.requires_grad_(selected(name))
+        if param.requires_grad:
+            chosen.append(param)
+    return chosen
+
+
 @dataclass
 class BestEpoch:
     """Model selection on a validation score: keeps the best epoch's weights, says when to stop.

@@ -34,6 +34,7 @@ from fedmood.training import (
     shuffled_batches,
     steps_per_epoch,
     train_epoch,
+    train_only,
 )
 from strategies.deferred_eval import CLIENT_SECONDS, FIT_SECONDS, VAL_N, VAL_SSE
 
@@ -245,12 +246,7 @@ def personalise_on_device(
     train, val = split_batches(rows, "train"), split_batches(rows, "val")
     before = evaluate_mse(model, val) if len(val) else float("nan")
     keys = LOCAL_KEYS + (GLOBAL_KEYS if p.get("items", False) else ())
-    params = []
-    for name, param in model.named_parameters():
-        param.requires_grad_(name in keys)
-        if name in keys:
-            params.append(param)
-    opt = torch.optim.Adam(params, lr=float(p["lr"]))
+    opt = torch.optim.Adam(train_only(model, lambda name: name in keys), lr=float(p["lr"]))
     gen = torch.Generator().manual_seed(int(cfg["seed"]) * 6_007 + data.user)
     batch_size = int(cfg["training"]["batch_size"])
     for _ in range(int(p["epochs"]) if len(train) else 0):

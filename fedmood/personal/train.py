@@ -16,7 +16,7 @@ import torch
 
 from fedmood.classification import cross_entropy
 from fedmood.personal.models import FeatureMLP
-from fedmood.training import TensorBatches, shuffled_batches, train_epoch
+from fedmood.training import TensorBatches, shuffled_batches, train_epoch, train_only
 
 PARAM_GROUPS = ("all", "head")
 
@@ -36,11 +36,7 @@ def trainable(model: FeatureMLP, params: str) -> list[torch.nn.Parameter]:
     """The parameters a fit may change; the others are frozen (``requires_grad=False``)."""
     if params not in PARAM_GROUPS:
         raise ValueError(f"params: {params!r} is not one of {PARAM_GROUPS}")
-    chosen = list(model.parameters()) if params == "all" else list(model.head.parameters())
-    ids = {id(p) for p in chosen}
-    for p in model.parameters():
-        p.requires_grad_(id(p) in ids)
-    return chosen
+    return train_only(model, lambda name: params == "all" or name.startswith("head."))
 
 
 def fit(model: FeatureMLP, x: np.ndarray, y: np.ndarray, cfg: FitConfig, seed: int = 0) -> FeatureMLP:
