@@ -129,8 +129,8 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> dict:
     cross = crossovers(curve)
     writer.table("crossovers", cross)
     atomic_write_text(out_dir / "crossovers.md", crossovers_markdown(cross))
-    k_all = max(study.k_users)
-    k_row = int(curve.loc[curve.model == "shared", "k"].max())
+    k_row = int(curve.loc[curve.model == "shared", "k"].max())  # the Shared of the most users studied
+    k_fed = len(data) - 1  # the federated Shared learns from every other user
     fed_curve = None
     fed = cfg.get("federated") or {}
     fed_users = [int(u) for u in (fed.get("users") or [])]
@@ -138,20 +138,20 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> dict:
     if fed_users:
         fed_rows, fed_hist = federated_comparison(data, fed_users, study, fed, say)
         writer.table("federated_history", fed_hist)
-        central = table[(table.user.isin(fed_users)) & (table.seed < int(fed.get("seeds", 1))) & (table.k == k_row)]
+        central = table[(table.user.isin(fed_users)) & (table.seed < int(fed.get("seeds", 1))) & (table.k == k_fed)]
         both = pd.concat([fed_rows, central[central.model.isin(["shared", "personal"])]])
         writer.table("federated", both)
         fed_curve = curves(fed_rows)
         fed_curve = fed_curve[fed_curve.model == "federated_personal"]
         per = curves(both)
-        summary["federated_shared_acc"] = _at(per, "federated_shared", k_row, 0)
-        summary["central_shared_acc_same_users"] = _at(per, "shared", k_row, 0)
-        summary["federated_personal_acc_at_20"] = _at(per, "federated_personal", k_row, 20)
+        summary["federated_shared_acc"] = _at(per, "federated_shared", k_fed, 0)
+        summary["central_shared_acc_same_users"] = _at(per, "shared", k_fed, 0)
+        summary["federated_personal_acc_at_20"] = _at(per, "federated_personal", k_fed, 20)
         summary["federated_rounds"] = int(fed["rounds"])
     cost_cfg = cfg.get("cost") or {}
     n_cost = int(cost_cfg.get("n", 20))
     user = users[0]
-    x, y = shared_training_set(data, training_users(user, sorted(data), k_all, 0))
+    x, y = shared_training_set(data, training_users(user, sorted(data), k_row, 0))
     shared = train_fresh(x, y, study.n_classes, study.hidden, study.shared, 0)
     own = data[user]
     idx = first_n(len(own.pool_y), min(n_cost, len(own.pool_y)), 0, user)
