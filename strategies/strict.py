@@ -11,10 +11,14 @@ in the ServerApp, which makes ``run_simulation`` / ``flwr run`` fail.
 
 Both take ``strict=False`` to only report (SecAgg+ tolerates dropouts by design), and an
 ``on_aggregate(round, arrays_or_None, metrics, n_results)`` callback for progress and privacy accounting.
+A deployment, where devices fail, runs :class:`FailLoudly` with ``strict=False`` and
+``min_replies=m``: a round aggregates the replies that came (error replies for dead nodes are
+dropped) if there are at least ``m`` of them, and otherwise keeps the previous model.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 from flwr.app import ConfigRecord, Message
@@ -23,6 +27,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 OnAggregate = Callable[[int, object, object, int], None]
+log = logging.getLogger("fedmood")
 
 
 class ClientRoundError(RuntimeError):
@@ -44,12 +49,25 @@ def check_replies(phase: str, server_round: int, sent: int, replies: Iterable[Me
     return replies
 
 
-class FailLoudly(Strategy):
-    """Message-API strategy wrapper: strict reply checks and a per-round callback."""
+def successful_replies(phase: str, server_round: int, sent: int, replies: Iterable[Message], minimum: int):
+    """The replies without errors; raises :class:`ClientRoundError` if fewer than ``minimum`` remain."""
+    replies = list(replies)
+    ok = [m for m in replies if not m.has_error()]
+    if len(ok) < sent:
+        log.warning("%s round %s: %d of %d nodes replied", phase, server_round, len(ok), sent)
+    if len(ok) < minimum:
+        raise ClientRoundError(f"{phase} round {server_round}: {len(ok)} of {sent} nodes replied, {minimum} needed")
+    return ok
 
-    def __init__(self, strategy: Strategy, on_aggregate: OnAggregate | None = None, strict: bool = True) -> None:
+
+class FailLoudly(Strategy):
+    """Message-API strategy wrapper: strict reply checks (or a minimum of replies) and a per-round callback."""
+
+    def __init__(
+        self, strategy: Strategy, on_aggregate: OnAggregate | None = None, strict: bool = True, min_replies: int = 0
+    ) -> None:
         super().__init__()
-        self.strategy, self.on_aggregate, self.strict = strategy, on_aggregate, strict
+        self.strategy, self.on_aggregate, self.strict, self.min_replies = strategy, on_aggregate, strict, min_replies
         self._sent = {"train": 0, "evaluate": 0}
 
     def summary(self) -> None:
@@ -64,9 +82,21 @@ class FailLoudly(Strategy):
         replies = list(replies)
         if self.strict:
             check_replies("train", server_round, self._sent["train"], replies)
+        ok = sum(not m.has_error() for m in replies)
+        if ok < self.min_replies:
+            log.warning(
+                "train round %s: %d of %d nodes replied, %d needed: the model is kept",
+                server_round,
+                ok,
+                self._sent["train"],
+                self.min_replies,
+            )
+            if self.on_aggregate is not None:
+                self.on_aggregate(server_round, None, {}, ok)
+            return None, None
         arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         if self.on_aggregate is not None:
-            self.on_aggregate(server_round, arrays, metrics, len(replies))
+            self.on_aggregate(server_round, arrays, metrics, ok)
         return arrays, metrics
 
     def configure_evaluate(self, server_round: int, arrays, config: ConfigRecord, grid: Grid):

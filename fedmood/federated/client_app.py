@@ -28,6 +28,7 @@ from flwr.clientapp.mod import adaptiveclipping_mod, fixedclipping_mod
 
 from fedmood.federated.device import (
     clustering_statistics,
+    device_data,
     local_evaluation,
     local_round,
     personalise_on_device,
@@ -36,6 +37,7 @@ from fedmood.federated.device import (
 from fedmood.federated.run_config import config_from_context
 from fedmood.models import GLOBAL_KEYS
 from fedmood.privacy.settings import PrivacySettings
+from strategies.faults import hold_mod
 from strategies.secagg import check_secagg_range
 
 ConfigFn = Callable[[Context], dict]
@@ -66,7 +68,7 @@ def query_on_device(msg: Message, context: Context, cfg: dict) -> Message:
         result = personalise_on_device(cfg, context, _items(msg.content["arrays"]), config)
         return Message(RecordDict({"personalisation": MetricRecord(result)}), reply_to=msg)
     if config["stage"] == "suggest":
-        if int(context.node_config["partition-id"]) not in list(config["users"]):
+        if device_data(cfg, context).user not in list(config["users"]):
             return Message(RecordDict({}), reply_to=msg)
         top = suggestions(cfg, context, _items(msg.content["arrays"]), config)
         return Message(RecordDict({"suggestions": ConfigRecord(top)}), reply_to=msg)
@@ -139,4 +141,5 @@ def build_client_app(cfg_fn: ConfigFn, mods: list | None = None) -> ClientApp:
 
 
 #: For ``flwr run .``: the config comes from the run config (pyproject's [tool.flwr.app.config]).
-app = build_client_app(config_from_context)
+#: ``hold_mod`` is inert unless a SuperNode's node config asks for a fault (deployment tests).
+app = build_client_app(config_from_context, mods=[hold_mod])

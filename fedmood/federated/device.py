@@ -13,14 +13,17 @@ from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
 from flwr.app import ArrayRecord, Context, RecordDict
 
 from fedmood.clustering import cluster_counts, slot_histograms
+from fedmood.data.device_store import PERSONAL_STATE, device_data_from_store, load_user_state, save_user_state
 from fedmood.data.fragments import N_CODES
 from fedmood.data.local import LocalData, load_local_data
+from fedmood.data.store import EncryptedStore
 from fedmood.models import GLOBAL_KEYS, LOCAL_KEYS, EmbeddingDotBias
 from fedmood.privacy import dpsgd
 from fedmood.privacy.settings import PrivacySettings
@@ -42,6 +45,7 @@ LOCAL_STATE_KEY = "user-state"  # context.state record holding the user's own pa
 PERSONAL_ITEMS_KEY = "personal-items"  # the device's own fine-tuned copy of the item parameters, if any
 TRAIN_ROWS = "train-rows"
 DPSGD_EPSILON, DPSGD_DELTA, DPSGD_NOISE = "dpsgd-epsilon", "dpsgd-delta", "dpsgd-noise"
+RUN_KEY = "run-key"  # config key: which run the device's stored user state belongs to
 
 
 @lru_cache(maxsize=8192)  # a simulation actor serves many nodes: keep every one it has loaded
@@ -60,10 +64,74 @@ def node_context(partition: int, n_partitions: int) -> Context:
     )
 
 
+@lru_cache(maxsize=8192)
+def _open_store(root: str, key_file: str) -> EncryptedStore:
+    return EncryptedStore.open(root, key_file or None)
+
+
+@lru_cache(maxsize=8192)
+def _cached_store_data(store: EncryptedStore, val_frac: float, seed: int) -> LocalData:
+    return device_data_from_store(store, val_frac, seed)
+
+
+def device_store(cfg: dict, context: Context) -> EncryptedStore | None:
+    """This device's encrypted store, if it has one.
+
+    A SuperNode names it in its node config (``store``, and ``store-key-file`` unless the key is
+    in ``$FEDMOOD_STORE_KEY``); a simulation with ``federation.stores`` set finds node ``i``'s at
+    ``<stores>/node-<i>/store`` with the key file ``<stores>/node-<i>/store.key``.
+    """
+    node = context.node_config
+    if "store" in node:
+        return _open_store(str(node["store"]), str(node.get("store-key-file", "")))
+    root = cfg["federation"].get("stores")
+    if root:
+        folder = Path(root) / f"node-{int(node['partition-id'])}"
+        return _open_store(str(folder / "store"), str(folder / "store.key"))
+    return None
+
+
 def device_data(cfg: dict, context: Context) -> LocalData:
-    """This node's data (cached per process: a simulation actor serves many nodes)."""
+    """This node's data: from its encrypted store, or else its user's rows of the configured data.
+
+    Cached per process (a simulation actor serves many nodes).
+    """
+    store = device_store(cfg, context)
+    if store is not None:
+        return _cached_store_data(store, float(cfg["data"]["val_frac"]), int(cfg["seed"]))
     user = int(context.node_config["partition-id"])
     return _cached_local_data(json.dumps(cfg["data"], sort_keys=True), user, int(cfg["seed"]))
+
+
+def restore_user_state(cfg: dict, context: Context, config: Mapping) -> None:
+    """Put the user's stored parameters back into ``context.state`` when a fresh process lost them.
+
+    This happens after a SuperNode restart or when a killed run is resumed: the state of the latest
+    round of the same run (``config["run-key"]``) before this one is loaded from the store.
+    """
+    if LOCAL_STATE_KEY in context.state or RUN_KEY not in config:
+        return
+    store = device_store(cfg, context)
+    if store is None:
+        return
+    arrays = load_user_state(store, str(config[RUN_KEY]), int(config.get("server-round", 2**31)))
+    if arrays is not None:
+        context.state[LOCAL_STATE_KEY] = ArrayRecord({k: torch.as_tensor(v) for k, v in arrays.items()})
+
+
+def persist_user_state(cfg: dict, context: Context, config: Mapping, name: str | None = None) -> None:
+    """Write the user's parameters from ``context.state`` to the store (no-op without a store).
+
+    ``name`` given: under that record; else as the state after round ``server-round`` of the run.
+    """
+    store = device_store(cfg, context)
+    if store is None or LOCAL_STATE_KEY not in context.state:
+        return
+    arrays = {k: v.numpy() for k, v in context.state[LOCAL_STATE_KEY].items()}
+    if name is not None:
+        store.put_arrays(name, **arrays)
+    elif RUN_KEY in config:
+        save_user_state(store, str(config[RUN_KEY]), int(config["server-round"]), arrays)
 
 
 def centres_config(centres: np.ndarray) -> dict:
@@ -123,6 +191,7 @@ def local_round(cfg: dict, context: Context, items: Mapping[str, np.ndarray], co
     t_start = time.perf_counter()
     torch.set_num_threads(1)
     data = device_data(cfg, context)
+    restore_user_state(cfg, context, config)
     rows = data.rows(centres_from_config(config))
     model = global_model(cfg, items, context, data.user)
     metrics: dict[str, float] = {}
@@ -181,6 +250,7 @@ def local_round(cfg: dict, context: Context, items: Mapping[str, np.ndarray], co
         metrics[DPSGD_NOISE] = private.noise_multiplier
     state = model.state_dict()
     context.state[LOCAL_STATE_KEY] = ArrayRecord({k: state[k] for k in LOCAL_KEYS})
+    persist_user_state(cfg, context, config)
     metrics[TRAIN_ROWS] = float(len(train))
     metrics[CLIENT_SECONDS] = time.perf_counter() - t_start
     weight = 1.0 if privacy.uniform_weights else float(len(train))
@@ -193,6 +263,7 @@ def local_evaluation(
     """Validation MSE of the global item parameters with this user's own parameters, and its rows."""
     torch.set_num_threads(1)
     data = device_data(cfg, context)
+    restore_user_state(cfg, context, config)
     rows = data.rows(centres_from_config(config))
     model = global_model(cfg, items, context, data.user)
     val = split_batches(rows, "val")
@@ -202,6 +273,7 @@ def local_evaluation(
 def suggestions(cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping) -> dict:
     """This user's top-``n`` items from the global item and the local user parameters."""
     data = device_data(cfg, context)
+    restore_user_state(cfg, context, config)
     centres = centres_from_config(config)
     model = global_model(cfg, items, context, data.user)
     mean = float(data.rows(centres).part("train")[1].mean())
@@ -241,6 +313,7 @@ def personalise_on_device(
     torch.set_num_threads(1)
     p = cfg["personalise"]
     data = device_data(cfg, context)
+    restore_user_state(cfg, context, config)
     rows = data.rows(centres_from_config(config))
     model = global_model(cfg, items, context, data.user)
     train, val = split_batches(rows, "train"), split_batches(rows, "val")
@@ -254,6 +327,7 @@ def personalise_on_device(
     after = evaluate_mse(model, val) if len(val) else float("nan")
     state = model.state_dict()
     context.state[LOCAL_STATE_KEY] = ArrayRecord({k: state[k] for k in LOCAL_KEYS})
+    persist_user_state(cfg, context, config, name=PERSONAL_STATE)
     if p.get("items", False):
         context.state[PERSONAL_ITEMS_KEY] = ArrayRecord({k: state[k] for k in GLOBAL_KEYS})
     return {

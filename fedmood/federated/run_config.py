@@ -5,11 +5,13 @@
 ``--run-config``); :func:`config_from_context` maps it onto the same Hydra config: a key such as
 ``data.n-users`` becomes the override ``data.n_users=...``; ``num-server-rounds`` sets
 ``training.epochs`` (one round is one local epoch); ``privacy-mechanism`` picks the ``privacy``
-group.
+group and ``engine`` the ``federation`` group (``simulation`` or ``deployment``); ``overrides`` is a
+string of further Hydra overrides (space-separated, shell quoting), applied last.
 """
 
 from __future__ import annotations
 
+import shlex
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,16 +21,19 @@ from omegaconf import OmegaConf
 
 from fedmood.paths import CONF_DIR, PROJECT_ROOT
 
-ALIASES = {"num-server-rounds": "training.epochs", "privacy-mechanism": "privacy"}
+ALIASES = {"num-server-rounds": "training.epochs", "privacy-mechanism": "privacy", "engine": "federation"}
 
 
 def run_config_overrides(run_config: dict) -> list[str]:
     """Hydra overrides equivalent to a Flower run config."""
-    out = []
+    out, extra = [], []
     for key, val in sorted(run_config.items()):
+        if key == "overrides":
+            extra = shlex.split(str(val))
+            continue
         dotted = ALIASES.get(key, key).replace("-", "_")
         out.append(f"{dotted}={'null' if val is None else val}")
-    return out
+    return out + extra
 
 
 def compose_config(overrides: list[str], config_name: str = "mood") -> dict:
@@ -39,7 +44,10 @@ def compose_config(overrides: list[str], config_name: str = "mood") -> dict:
 
 
 def prepare_config(cfg: dict) -> dict:
-    """Make paths absolute (apps may run elsewhere) and resolve the synthetic data folder."""
+    """Make paths absolute (apps may run elsewhere) and resolve the synthetic data folder.
+
+    Not in a deployment (``federation.nodes`` set): there the data lives in the devices' stores.
+    """
     from fedmood.data.generator import GeneratorConfig, ensure_generated
 
     if not Path(cfg["results_root"]).is_absolute():
@@ -48,7 +56,7 @@ def prepare_config(cfg: dict) -> dict:
     for key in ("cache_dir", "logs_dir", "ratings_path"):
         if data.get(key) and not Path(data[key]).is_absolute():
             data[key] = str(PROJECT_ROOT / data[key])
-    if data["source"] == "synthetic" and not data.get("logs_dir"):
+    if data["source"] == "synthetic" and not data.get("logs_dir") and not cfg["federation"].get("nodes"):
         gen = GeneratorConfig(**{k: data[k] for k in GeneratorConfig.__dataclass_fields__})
         data["logs_dir"] = str(ensure_generated(gen, data["cache_dir"]))
     return cfg

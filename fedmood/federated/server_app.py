@@ -9,6 +9,13 @@
    before and after; the personalised parameters stay on the device.
 The run's history is handed to a callback (the Hydra experiment) or, under ``flwr run``, written to
 a results folder.
+
+The same app runs on a real federation (``conf/federation/deployment.yaml``): the server then knows
+only how many SuperNodes to expect (``federation.nodes``), never the data; with ``strict: false``
+a round, and each clustering step, goes on with the nodes that replied if there are at least
+``federation.min_replies`` of them. With ``federation.checkpoint`` set the server saves a
+checkpoint after every round (:mod:`fedmood.federated.checkpoint`); ``federation.resume`` continues
+a killed run from it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,7 +33,15 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordD
 from flwr.serverapp import Grid, ServerApp
 
 from fedmood.clustering import initial_centres, modes_from_counts
-from fedmood.federated.device import centres_config
+from fedmood.federated.checkpoint import (
+    CheckpointError,
+    ServerCheckpoint,
+    config_fingerprint,
+    load_checkpoint,
+    new_run_key,
+    save_checkpoint,
+)
+from fedmood.federated.device import RUN_KEY, centres_config
 from fedmood.federated.run_config import config_from_context
 from fedmood.models import GLOBAL_KEYS, EmbeddingDotBias
 from fedmood.privacy.central import PrivacyLedger
@@ -40,8 +56,9 @@ from strategies.deferred_eval import (
     DeferredEvalLegacyFedAvg,
     validation_history,
 )
+from strategies.resume import ResumeAt
 from strategies.secagg import secagg_workflow
-from strategies.strict import FailLoudly, FailLoudlyLegacy, check_replies
+from strategies.strict import FailLoudly, FailLoudlyLegacy, check_replies, successful_replies
 
 log = logging.getLogger("fedmood")
 
@@ -58,29 +75,44 @@ class FederatedRun:
     suggestions: list[dict] = field(default_factory=list)  # from the devices that opted in
     personalisation: list[dict] = field(default_factory=list)  # per device: val MSE before/after fine-tuning
     privacy: dict = field(default_factory=dict)  # mechanism, noise, epsilon, delta, ...
+    resumed_from: int = 0  # the checkpoint round this run continued from (0: started fresh)
 
 
 def query_all(
-    grid: Grid, node_ids: list[int], config: ConfigRecord, timeout: float, arrays: ArrayRecord | None = None
+    grid: Grid,
+    node_ids: list[int],
+    config: ConfigRecord,
+    timeout: float,
+    arrays: ArrayRecord | None = None,
+    min_replies: int | None = None,
 ) -> list[RecordDict]:
-    """Send ``config`` (and ``arrays``) to every node as a ``query`` message; their replies' contents."""
+    """Send ``config`` (and ``arrays``) to every node as a ``query`` message; their replies' contents.
+
+    Every node must reply, unless ``min_replies`` is given: then failed nodes are left out as long
+    as at least that many replied.
+    """
     content = {"config": config} | ({"arrays": arrays} if arrays is not None else {})
     msgs = [Message(RecordDict(content), dst_node_id=n, message_type="query") for n in node_ids]
-    replies = check_replies("query", 0, len(msgs), grid.send_and_receive(msgs, timeout=timeout))
+    got = grid.send_and_receive(msgs, timeout=timeout)
+    if min_replies is None:
+        replies = check_replies("query", 0, len(msgs), got)
+    else:
+        replies = successful_replies(f"query {config.get('stage', '')}", 0, len(msgs), got, min_replies)
     return [r.content for r in replies]
 
 
 def federated_clustering(
-    grid: Grid, node_ids: list[int], k: int, max_iter: int, seed: int, timeout: float
+    grid: Grid, node_ids: list[int], k: int, max_iter: int, seed: int, timeout: float, min_replies: int | None = None
 ) -> tuple[np.ndarray, int]:
     """Federated k-modes over the nodes' fragments; returns ``(centres, iterations)``."""
-    stats = query_all(grid, node_ids, ConfigRecord({"stage": "histograms"}), timeout)
+    stats = query_all(grid, node_ids, ConfigRecord({"stage": "histograms"}), timeout, min_replies=min_replies)
     marg = sum(r["stats"]["marginals"].numpy() for r in stats)
     dominant = sum(r["stats"]["dominant"].numpy() for r in stats)
     centres = initial_centres(marg, dominant, k, seed)
     for it in range(1, max_iter + 1):
         cfg = ConfigRecord({"stage": "counts", **centres_config(centres)})
-        counts = sum(r["stats"]["counts"].numpy() for r in query_all(grid, node_ids, cfg, timeout))
+        replies = query_all(grid, node_ids, cfg, timeout, min_replies=min_replies)
+        counts = sum(r["stats"]["counts"].numpy() for r in replies)
         new = modes_from_counts(counts, centres)
         log.info("clustering iteration %d: %d centres moved", it, int((new != centres).any(axis=1).sum()))
         if np.array_equal(new, centres):
@@ -110,33 +142,61 @@ def wait_for_nodes(grid: Grid, n: int, timeout: float) -> list[int]:
 
 
 class RoundLog:
-    """Per-round bookkeeping shared by both training paths: metrics, timestamps, privacy, progress."""
+    """Per-round bookkeeping shared by both training paths: metrics, timings, privacy, progress, checkpoints.
 
-    def __init__(self, num_rounds: int, ledger: PrivacyLedger) -> None:
-        self.num_rounds, self.ledger = num_rounds, ledger
+    ``offset`` is the number of rounds a resumed run had done before (its history comes from the
+    checkpoint, :meth:`restore`); ``on_round(round, arrays)`` is called after every round with the
+    global arrays after it (the checkpoint writer).
+    """
+
+    def __init__(self, num_rounds: int, ledger: PrivacyLedger, on_round: Callable | None = None) -> None:
+        self.num_rounds, self.ledger, self.on_round = num_rounds, ledger, on_round
         self.train: dict[int, dict] = {}
         self.epsilon: dict[int, float] = {}
         self.clients: dict[int, int] = {}
-        self.stamps: list[float] = []
+        self.seconds: dict[int, float] = {}
+        self.offset = 0
+        self.arrays: ArrayRecord | None = None  # the global arrays after the latest round
+        self._last: float | None = None
 
-    def stamp(self, *_args) -> None:
-        """Called after every round's aggregation (and once before the first round)."""
-        self.stamps.append(time.perf_counter())
+    def state(self) -> dict:
+        """The history as JSON-able data (for the checkpoint)."""
+        return {
+            name: {str(k): v for k, v in getattr(self, name).items()}
+            for name in ("train", "epsilon", "clients", "seconds")
+        }
+
+    def restore(self, state: dict, done: int) -> None:
+        """Continue after round ``done`` with the history of a checkpoint."""
+        for name in ("train", "epsilon", "clients", "seconds"):
+            getattr(self, name).update({int(k): v for k, v in state.get(name, {}).items()})
+        self.offset = done
+
+    def stamp(self, rnd: int, *_args) -> None:
+        """Strategy ``evaluate_fn``: called before the first round (0) and after every round."""
+        now = time.perf_counter()
+        if rnd > 0 and self._last is not None:
+            self.seconds[rnd + self.offset] = now - self._last
+        self._last = now
 
     def on_aggregate(self, rnd: int, arrays, metrics, n_results: int) -> None:
         metrics = dict(metrics or {})
         self.train[rnd], self.clients[rnd] = metrics, n_results
         if arrays is not None:
             self.ledger.released(metrics)
+            self.arrays = arrays
         self.epsilon[rnd] = self.ledger.epsilon()
         val = metrics.get(VAL_SSE, float("nan")) / max(metrics.get(VAL_N, 0.0), 1.0)
         eps = f" eps={self.epsilon[rnd]:.3f}" if np.isfinite(self.epsilon[rnd]) else ""
         print(
-            f"[federated] round {rnd}/{self.num_rounds} train_mse={metrics.get('train_mse', float('nan')):.4f}"
+            f"[federated] round {rnd}/{self.num_rounds} clients={n_results} "
+            f"train_mse={metrics.get('train_mse', float('nan')):.4f}"
             + (f" val_mse(round {rnd - 1})={val:.4f}" if rnd > 1 else "")
             + eps,
             flush=True,
         )
+        if self.on_round is not None and self.arrays is not None:
+            self.on_round(rnd, self.arrays)
 
     def rows(self, final_eval: dict | None) -> list[dict]:
         val = validation_history(self.train, final_eval, self.num_rounds)
@@ -148,7 +208,7 @@ class RoundLog:
                     "round": rnd,
                     "train_mse": float(m.get("train_mse", np.nan)),
                     "val_mse": val.get(rnd, np.nan),
-                    "seconds": self.stamps[rnd] - self.stamps[rnd - 1] if rnd < len(self.stamps) else np.nan,
+                    "seconds": self.seconds.get(rnd, np.nan),
                     "client_seconds": float(m.get(CLIENT_SECONDS, np.nan)),
                     "fit_seconds": float(m.get(FIT_SECONDS, np.nan)),
                     "epsilon": self.epsilon.get(rnd, np.nan),
@@ -158,37 +218,61 @@ class RoundLog:
         return out
 
 
+def replies_needed(cfg: dict, per_round: int) -> int | None:
+    """``None`` when every sampled node must reply (``federation.strict``); else the minimum to go on with."""
+    fed = cfg["federation"]
+    if bool(fed.get("strict", True)):
+        return None
+    return int(fed.get("min_replies") or per_round)
+
+
 def _train_message_api(
-    grid: Grid, cfg: dict, log_: RoundLog, n_users: int, n_items: int, train_config: dict
+    grid: Grid,
+    cfg: dict,
+    log_: RoundLog,
+    n_users: int,
+    initial: ArrayRecord,
+    train_config: dict,
 ) -> tuple[ArrayRecord, dict | None]:
-    """FedAvg rounds on the Message API (no SecAgg+), with Flower's DP wrappers if asked."""
+    """FedAvg rounds on the Message API (no SecAgg+), with Flower's DP wrappers if asked.
+
+    A resumed run (``log_.offset`` rounds done) starts from ``initial`` = the checkpoint's arrays.
+    """
     fed, ledger = cfg["federation"], log_.ledger
     privacy = ledger.settings
+    needed = replies_needed(cfg, ledger.per_round)
+    floor = ledger.per_round if needed is None else min(needed, ledger.per_round)
     inner = DeferredEvalFedAvg(
         num_rounds=log_.num_rounds,
         fraction_train=ledger.sample_rate,
         fraction_evaluate=1.0,
-        min_train_nodes=ledger.per_round,
-        min_evaluate_nodes=n_users,
-        min_available_nodes=n_users,
+        min_train_nodes=floor,
+        min_evaluate_nodes=n_users if needed is None else floor,
+        min_available_nodes=n_users if needed is None else floor,
     )
     strategy = inner
     if privacy.central_dp.enabled:
         if ledger.flower_accounting_applies:
             ledger.flower = flower_accountant(ledger.delta, n_users)
         strategy = wrap_central_dp(inner, privacy.central_dp, ledger.noise_multiplier, ledger.per_round, ledger.flower)
-    strategy = FailLoudly(strategy, on_aggregate=log_.on_aggregate, strict=bool(fed.get("strict", True)))
+    strategy = FailLoudly(
+        strategy, on_aggregate=log_.on_aggregate, strict=needed is None, min_replies=0 if needed is None else needed
+    )
+    if log_.offset:
+        strategy = ResumeAt(strategy, log_.offset)
+    log_.arrays = initial
+    remaining = log_.num_rounds - log_.offset
     result = strategy.start(
         grid=grid,
-        initial_arrays=initial_item_arrays(cfg, n_items),
-        num_rounds=log_.num_rounds,
+        initial_arrays=initial,
+        num_rounds=remaining,
         timeout=float(fed["round_timeout"]),
         train_config=ConfigRecord(train_config),
         evaluate_config=ConfigRecord(train_config),
         evaluate_fn=log_.stamp,
     )
-    final = result.evaluate_metrics_clientapp.get(log_.num_rounds)
-    return result.arrays, (dict(final) if final is not None else None)
+    final = result.evaluate_metrics_clientapp.get(remaining)
+    return log_.arrays, (dict(final) if final is not None else None)
 
 
 def _train_secagg(
@@ -202,14 +286,16 @@ def _train_secagg(
     fed, ledger = cfg["federation"], log_.ledger
     privacy = ledger.settings
     initial = initial_item_arrays(cfg, n_items)
+    needed = replies_needed(cfg, ledger.per_round)
+    floor = ledger.per_round if needed is None else min(needed, ledger.per_round)
     inner = DeferredEvalLegacyFedAvg(
         log_.num_rounds,
         fit_config=train_config,
         fraction_fit=ledger.sample_rate,
-        min_fit_clients=ledger.per_round,
+        min_fit_clients=floor,
         fraction_evaluate=1.0,
-        min_evaluate_clients=n_users,
-        min_available_clients=n_users,
+        min_evaluate_clients=n_users if needed is None else floor,
+        min_available_clients=n_users if needed is None else floor,
         initial_parameters=ndarrays_to_parameters([initial[k].numpy() for k in GLOBAL_KEYS]),
         evaluate_fn=log_.stamp,
         accept_failures=True,
@@ -217,7 +303,7 @@ def _train_secagg(
     strategy = inner
     if privacy.central_dp.enabled:
         strategy = wrap_central_dp_legacy(inner, privacy.central_dp, ledger.noise_multiplier, ledger.per_round)
-    strategy = FailLoudlyLegacy(strategy, on_aggregate=log_.on_aggregate, strict=bool(fed.get("strict", True)))
+    strategy = FailLoudlyLegacy(strategy, on_aggregate=log_.on_aggregate, strict=needed is None)
     ctx = LegacyContext(
         context=context,
         config=ServerConfig(num_rounds=log_.num_rounds, round_timeout=float(fed["round_timeout"])),
@@ -231,10 +317,39 @@ def _train_secagg(
     return arrays, final
 
 
-def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> FederatedRun:
-    """The whole federated job on ``grid`` (clustering, then FedAvg training, private if configured)."""
+def federation_shape(cfg: dict) -> tuple[int, int]:
+    """``(nodes, items)``: from ``federation.nodes`` in a deployment (the server never sees data), else the data."""
+    nodes = cfg["federation"].get("nodes")
+    if nodes:
+        if cfg["data"]["source"] == "ratings":
+            raise ValueError("federation.nodes is set (a deployment): it needs day-log data, not a ratings table")
+        return int(nodes), int(cfg["data"]["n_clusters"])
     from fedmood.data.local import data_shape
 
+    return data_shape(cfg["data"], int(cfg["seed"]))
+
+
+def resume_checkpoint(cfg: dict, privacy: PrivacySettings) -> ServerCheckpoint | None:
+    """The checkpoint to continue from, if ``federation.resume`` is set and one exists."""
+    fed = cfg["federation"]
+    path = fed.get("checkpoint")
+    if not fed.get("resume"):
+        return None
+    if not path:
+        raise ValueError("federation.resume needs federation.checkpoint: the checkpoint file to resume from")
+    if not Path(path).is_file():
+        print(f"[federated] no checkpoint at {path}: starting from round 1", flush=True)
+        return None
+    if privacy.any_dp or privacy.secagg.enabled:
+        raise CheckpointError(f"{path}: resuming is supported for runs without DP or SecAgg+ ({privacy.mechanism})")
+    ckpt = load_checkpoint(path)
+    if ckpt.fingerprint != config_fingerprint(cfg):
+        raise CheckpointError(f"{path}: written by a run with another config (seed, data, model, training, rounds)")
+    return ckpt
+
+
+def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> FederatedRun:
+    """The whole federated job on ``grid`` (clustering, then FedAvg training, private if configured)."""
     fed = cfg["federation"]
     if hasattr(grid, "pull_interval"):  # simulation's in-memory grid polls for replies
         grid.pull_interval = float(fed["grid_pull_interval"])
@@ -242,27 +357,51 @@ def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> Fede
     np.random.seed(seed)  # Flower's DP noise and SecAgg+ neighbour shuffles use the global RNGs
     random.seed(seed)
     privacy = PrivacySettings.from_cfg(cfg)
-    n_users, n_items = data_shape(cfg["data"], seed)
+    n_users, n_items = federation_shape(cfg)
     timeout = float(fed["round_timeout"])
-    node_ids = wait_for_nodes(grid, n_users, timeout)
-    run = FederatedRun()
-    train_config: dict = {}
-    if cfg["data"]["source"] != "ratings":
-        t0 = time.perf_counter()
-        run.centres, run.cluster_iterations = federated_clustering(
-            grid, node_ids, n_items, int(cfg["data"]["cluster_max_iter"]), seed, timeout
-        )
-        run.cluster_seconds = time.perf_counter() - t0
-        train_config = centres_config(run.centres)
+    node_ids = wait_for_nodes(grid, n_users, float(fed.get("wait_for_nodes") or timeout))
     num_rounds = int(fed["num_rounds"])
     ledger = PrivacyLedger(privacy, n_users, fed.get("clients_per_round"), num_rounds)
-    log_ = RoundLog(num_rounds, ledger)
+    needed = replies_needed(cfg, ledger.per_round)
+    run = FederatedRun()
+    ckpt = resume_checkpoint(cfg, privacy)
+    train_config: dict = {}
+    if ckpt is not None:
+        run.centres, run.cluster_iterations, run.resumed_from = ckpt.centres, ckpt.cluster_iterations, ckpt.round
+        print(f"[federated] resuming after round {ckpt.round} from {fed['checkpoint']}", flush=True)
+    elif cfg["data"]["source"] != "ratings":
+        t0 = time.perf_counter()
+        run.centres, run.cluster_iterations = federated_clustering(
+            grid, node_ids, n_items, int(cfg["data"]["cluster_max_iter"]), seed, timeout, needed
+        )
+        run.cluster_seconds = time.perf_counter() - t0
+    if run.centres is not None:
+        train_config = centres_config(run.centres)
+    run_key = ckpt.run_key if ckpt is not None else new_run_key()
+    train_config[RUN_KEY] = run_key
+    fingerprint = config_fingerprint(cfg)
+
+    def write_checkpoint(rnd: int, arrays: ArrayRecord) -> None:
+        if rnd >= num_rounds:  # a run killed after its last round re-runs that round
+            return
+        state = {k: v.numpy() for k, v in arrays.items()}
+        extra = {"centres": run.centres, "cluster_iterations": run.cluster_iterations, "history": log_.state()}
+        save_checkpoint(fed["checkpoint"], ServerCheckpoint.capture(rnd, run_key, fingerprint, state, **extra))
+
+    checkpointing = bool(fed.get("checkpoint")) and not privacy.secagg.enabled
+    log_ = RoundLog(num_rounds, ledger, on_round=write_checkpoint if checkpointing else None)
     if privacy.secagg.enabled:
         if context is None:
             raise ValueError("SecAgg+ runs need the ServerApp's Context (legacy workflow)")
         arrays, final = _train_secagg(grid, context, cfg, log_, n_users, n_items, train_config)
     else:
-        arrays, final = _train_message_api(grid, cfg, log_, n_users, n_items, train_config)
+        if ckpt is not None:
+            log_.restore(ckpt.history, ckpt.round)
+            ckpt.restore_generators()
+            initial = ArrayRecord({k: Array(np.asarray(v)) for k, v in ckpt.arrays.items()})
+        else:
+            initial = initial_item_arrays(cfg, n_items)
+        arrays, final = _train_message_api(grid, cfg, log_, n_users, initial, train_config)
     run.rounds = log_.rows(final)
     run.privacy = ledger.summary()
     if privacy.any_dp or privacy.secagg.enabled:
@@ -273,14 +412,17 @@ def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> Fede
             flush=True,
         )
     run.item_state = {k: v.numpy() for k, v in arrays.items()}
+    after = {**train_config, "server-round": num_rounds + 1}  # device state: the one after the last round
+    if needed is not None:  # nodes may have failed or come back during training
+        node_ids = sorted(grid.get_node_ids())
     if (cfg.get("personalise") or {}).get("enabled", False):
-        query = ConfigRecord({"stage": "personalise", **train_config})
-        replies = query_all(grid, node_ids, query, timeout, arrays=arrays)
+        query = ConfigRecord({"stage": "personalise", **after})
+        replies = query_all(grid, node_ids, query, timeout, arrays=arrays, min_replies=needed)
         run.personalisation = sorted((dict(r["personalisation"]) for r in replies), key=lambda r: r["user"])
     demo_users = list(range(min(int(cfg["suggest_users"]), n_users)))
     if demo_users:
-        query = ConfigRecord({"stage": "suggest", "users": demo_users, "n": int(cfg["n_suggestions"]), **train_config})
-        for reply in query_all(grid, node_ids, query, timeout, arrays=arrays):
+        query = ConfigRecord({"stage": "suggest", "users": demo_users, "n": int(cfg["n_suggestions"]), **after})
+        for reply in query_all(grid, node_ids, query, timeout, arrays=arrays, min_replies=needed):
             if "suggestions" in reply:
                 run.suggestions.append(dict(reply["suggestions"]))
     return run

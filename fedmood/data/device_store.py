@@ -1,0 +1,107 @@
+"""What a device keeps in its encrypted store (:mod:`fedmood.data.store`), and how it reads it back.
+
+Records of one user's store:
+
+* ``meta``: the user's index in the federation, id, number of fragments, format version;
+* ``logs``: the raw day logs as written by the phone (``{file name: JSON document}``);
+* ``fragments``: the hourly fragments cut from them, encoded for clustering (``slots``);
+* ``labels``: each fragment's mood;
+* ``user-state.<run>.r<round>``: the user's own model parameters (factors and bias) after a
+  training round of run ``<run>``, the last two rounds kept, so a resumed run picks up the state
+  of the round it resumes from; ``personal-state``: the parameters fine-tuned after training.
+
+:func:`provision_store` fills a store from a folder of day logs (on a phone the logger would);
+:func:`device_data_from_store` is what the ClientApp loads: the same rows and the same
+train/validation split (:func:`fedmood.data.split.split_indices`) as the simulation's devices.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from fedmood.data.fragments import split_into_fragments
+from fedmood.data.local import LocalData
+from fedmood.data.logs import parse_day_log, read_day_log
+from fedmood.data.split import split_indices
+from fedmood.data.store import EncryptedStore, StoreError
+
+FORMAT = 1
+STATE_PREFIX = "user-state."
+PERSONAL_STATE = "personal-state"
+KEEP_ROUNDS = 2
+_STATE_NAME = re.compile(r"^user-state\.([0-9a-f]+)\.r(\d+)$")
+
+
+def provision_store(store: EncryptedStore, user_folder: str | Path, user: int) -> dict:
+    """Write one user's day logs (raw), fragments and labels into ``store``; returns its ``meta``."""
+    files = sorted(Path(user_folder).glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"user folder {user_folder} has no *.json day logs")
+    docs = {f.name: json.loads(f.read_text(encoding="utf-8")) for f in files}
+    logs = [read_day_log(f) for f in files]  # validates every file, naming it on error
+    frags = split_into_fragments(logs)
+    store.put_json("logs", docs)
+    store.put_arrays("fragments", slots=frags.encoded(), hours=frags.hours)
+    store.put_arrays("labels", moods=frags.moods)
+    meta = {"format": FORMAT, "user": int(user), "user_id": frags.user_id, "fragments": len(frags.moods)}
+    store.put_json("meta", meta)  # last: a store with ``meta`` is complete
+    return meta
+
+
+def refresh_fragments(store: EncryptedStore) -> dict:
+    """Re-cut the stored raw logs into fragments and labels (after the logger added days)."""
+    meta = dict(store.get_json("meta"))
+    docs = store.get_json("logs")
+    logs = [parse_day_log(f"{store.root}/logs:{name}", doc) for name, doc in sorted(docs.items())]
+    frags = split_into_fragments(logs)
+    store.put_arrays("fragments", slots=frags.encoded(), hours=frags.hours)
+    store.put_arrays("labels", moods=frags.moods)
+    meta["fragments"] = len(frags.moods)
+    store.put_json("meta", meta)
+    return meta
+
+
+def device_data_from_store(store: EncryptedStore, val_frac: float, seed: int) -> LocalData:
+    """The device's rows from its store, split exactly as :func:`fedmood.data.local.load_local_data` does."""
+    meta = store.get_json("meta")
+    if meta.get("format") != FORMAT:
+        raise StoreError(f"{store.path('meta')}: store format {meta.get('format')!r}, expected {FORMAT}")
+    slots = store.get_arrays("fragments")["slots"]
+    moods = store.get_arrays("labels")["moods"].astype(np.float32)
+    if len(slots) != len(moods) or len(moods) != meta["fragments"]:
+        raise StoreError(
+            f"{store.root}: {len(slots)} fragments, {len(moods)} labels, meta says {meta['fragments']}: "
+            "the store is inconsistent (re-provision it or run refresh_fragments)"
+        )
+    user = int(meta["user"])
+    train, val = split_indices(len(moods), val_frac, seed, user)
+    return LocalData(user, moods, train, val, fragments=slots)
+
+
+def _states(store: EncryptedStore) -> list[tuple[str, int, str]]:
+    out = []
+    for name in store.names():
+        m = _STATE_NAME.match(name)
+        if m:
+            out.append((m.group(1), int(m.group(2)), name))
+    return out
+
+
+def save_user_state(store: EncryptedStore, run_key: str, rnd: int, arrays: dict[str, np.ndarray]) -> None:
+    """Keep the user's parameters after round ``rnd`` of run ``run_key``; drop older rounds and other runs."""
+    store.put_arrays(f"{STATE_PREFIX}{run_key}.r{rnd}", **arrays)
+    for key, r, name in _states(store):
+        if key != run_key or r <= rnd - KEEP_ROUNDS:
+            store.path(name).unlink(missing_ok=True)
+
+
+def load_user_state(store: EncryptedStore, run_key: str, before_round: int) -> dict[str, np.ndarray] | None:
+    """The user's parameters from the latest round of ``run_key`` before ``before_round`` (None: start fresh)."""
+    rounds = [(r, name) for key, r, name in _states(store) if key == run_key and r < before_round]
+    if not rounds:
+        return None
+    return store.get_arrays(max(rounds)[1])
