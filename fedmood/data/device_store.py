@@ -27,7 +27,7 @@ from fedmood.data.fragments import split_into_fragments
 from fedmood.data.local import LocalData
 from fedmood.data.logs import parse_day_log, read_day_log
 from fedmood.data.split import split_indices
-from fedmood.data.store import EncryptedStore, StoreError
+from fedmood.data.store import EncryptedStore, StoreError, create_key_file
 
 FORMAT = 1
 STATE_PREFIX = "user-state."
@@ -50,6 +50,34 @@ def provision_store(store: EncryptedStore, user_folder: str | Path, user: int) -
     meta = {"format": FORMAT, "user": int(user), "user_id": frags.user_id, "fragments": len(frags.moods)}
     store.put_json("meta", meta)  # last: a store with ``meta`` is complete
     return meta
+
+
+def node_store(root: str | Path, node: int) -> EncryptedStore:
+    """Node ``node``'s store under a devices folder: ``<root>/node-<i>/store`` keyed by ``store.key``."""
+    folder = Path(root) / f"node-{node}"
+    return EncryptedStore.open(folder / "store", folder / "store.key")
+
+
+def provision_devices(root: str | Path, logs_dir: str | Path, n_nodes: int | None = None) -> list[dict]:
+    """One encrypted store per user folder of ``logs_dir`` (the first ``n_nodes``) under ``root``.
+
+    Node ``i`` gets the ``i``-th user (folders sorted by name, as the simulation numbers them) and
+    its own new key file (0600). Stores already provisioned are kept as they are.
+    """
+    from fedmood.data.logs import user_folders
+
+    folders = user_folders(logs_dir)
+    n_nodes = len(folders) if n_nodes is None else n_nodes
+    if len(folders) < n_nodes:
+        raise ValueError(f"{logs_dir}: {len(folders)} user folders for {n_nodes} nodes")
+    metas = []
+    for i in range(n_nodes):
+        key_file = Path(root) / f"node-{i}" / "store.key"
+        if not key_file.exists():
+            create_key_file(key_file)
+        store = node_store(root, i)
+        metas.append(store.get_json("meta") if "meta" in store else provision_store(store, folders[i], i))
+    return metas
 
 
 def refresh_fragments(store: EncryptedStore) -> dict:

@@ -26,8 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedmood.data.device_store import provision_store
-from fedmood.data.store import EncryptedStore, create_key_file
+from fedmood.data.device_store import provision_devices
 from fedmood.deploy.credentials import ensure_node_key, ensure_tls
 from fedmood.deploy.processes import Component, free_port, kill_all, start
 from fedmood.paths import PROJECT_ROOT
@@ -85,20 +84,7 @@ class LocalFederation:
     # ------------------------------------------------------------ provisioning
     def provision(self, logs_dir: str | Path) -> list[dict]:
         """Give node ``i`` the ``i``-th user folder of ``logs_dir`` in its own encrypted store (once)."""
-        from fedmood.data.logs import user_folders
-
-        folders = user_folders(logs_dir)
-        if len(folders) < self.n_nodes:
-            raise ValueError(f"{logs_dir}: {len(folders)} user folders for {self.n_nodes} nodes")
-        metas = []
-        for i in range(self.n_nodes):
-            d = self.node_dir(i)
-            key_file = d / "store.key"
-            if not key_file.exists():
-                create_key_file(key_file)
-            store = EncryptedStore.open(d / "store", key_file)
-            metas.append(store.get_json("meta") if "meta" in store else provision_store(store, folders[i], i))
-        return metas
+        return provision_devices(self.root / "nodes", logs_dir, self.n_nodes)
 
     def write_credentials(self) -> None:
         """TLS files, node key pairs and the ``flwr`` CLI's connection config."""

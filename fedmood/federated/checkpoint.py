@@ -15,6 +15,7 @@ import io
 import json
 import random
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def load_checkpoint(path: str | Path) -> ServerCheckpoint:
         with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
         meta = json.loads(bytes(data["meta"]).decode("utf-8"))
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{path}: not a readable fedmood checkpoint ({exc})") from exc
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, expected {FORMAT}")

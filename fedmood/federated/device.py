@@ -86,7 +86,7 @@ def device_store(cfg: dict, context: Context) -> EncryptedStore | None:
         return _open_store(str(node["store"]), str(node.get("store-key-file", "")))
     root = cfg["federation"].get("stores")
     if root:
-        folder = Path(root) / f"node-{int(node['partition-id'])}"
+        folder = Path(root) / f"node-{int(node['partition-id'])}"  # as fedmood.data.device_store.node_store
         return _open_store(str(folder / "store"), str(folder / "store.key"))
     return None
 
