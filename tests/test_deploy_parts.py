@@ -71,7 +71,7 @@ def test_store_holds_the_same_rows_and_split_as_the_simulation(small_cfg, stores
 def test_each_device_has_its_own_key(stores):
     other = node_store(stores, 1)
     (stores / "node-0" / "store" / "meta.fmstore").replace(other.path("meta"))  # node 0's record, node 1's key
-    with pytest.raises(StoreError, match="meta.fmstore: cannot decrypt"):
+    with pytest.raises(StoreError, match=r"meta\.fmstore: cannot decrypt"):
         other.get_json("meta")
 
 
@@ -168,7 +168,7 @@ def test_checkpoint_round_trip_and_refusals(small_cfg, tmp_path):
     assert config_fingerprint(other) != fp
     assert config_fingerprint(dict(small_cfg, results_root="/elsewhere")) == fp
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(CheckpointError, match="ck.npz"):
+    with pytest.raises(CheckpointError, match=r"ck\.npz"):
         load_checkpoint(path)
 
 
