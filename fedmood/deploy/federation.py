@@ -17,9 +17,11 @@ config names their store, and starts runs of this project's ServerApp/ClientApp 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from fedmood.data.device_store import provision_devices
 from fedmood.deploy.credentials import ensure_node_key, ensure_tls
-from fedmood.deploy.processes import Component, free_port, kill_all, start
+from fedmood.deploy.processes import Component, free_port, kill_all, processes_with_env, start
 from fedmood.paths import PROJECT_ROOT
 
 CONNECTION = "fedmood-local"
@@ -214,6 +216,16 @@ class LocalFederation:
         """Kill every process this federation started (runs, SuperNodes, SuperLink) and all their children."""
         comps = [*self.runs, *self.nodes.values(), *([self.superlink] if self.superlink else [])]
         kill_all([c.process for c in comps])
+        end = time.monotonic() + 10.0
+        while (left := self.leftover_processes()) and time.monotonic() < end:  # orphans re-parented to init
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+
+    def leftover_processes(self) -> list[int]:
+        """Processes still running in this federation's environment (none after :meth:`stop`)."""
+        return processes_with_env("FLWR_HOME", str(self.root / "flwr"))
 
     def __enter__(self) -> LocalFederation:
         return self

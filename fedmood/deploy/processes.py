@@ -44,6 +44,23 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Live processes of this user whose environment has ``name=value`` (every process a federation
+    starts, and everything those start, inherits its ``FLWR_HOME``)."""
+    needle = f"{name}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in env.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
 def kill_all(processes: list[subprocess.Popen], timeout: float = 10.0) -> None:
     """SIGKILL the processes and all their descendants (found before any is killed), then reap them."""
     pids = []
