@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint bench bench-data sweep-privacy clean
+.PHONY: run test test-slow lint bench bench-data sweep-privacy deploy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-data: $(STAMP)   # the benchmarks on the real data sets in ../shared/data
 	$(PY) benchmarks/metamf_speed.py
 	$(PY) benchmarks/metamf_federated_bytes.py
 	$(PY) benchmarks/aae.py
+
+deploy: $(STAMP)   # a real local federation: SuperLink + 3 SuperNodes (TLS, node auth, encrypted stores)
+	$(PY) -m fedmood.deploy run --nodes 3 --rounds 10
 
 sweep-privacy: $(STAMP)
 	$(PY) experiments/privacy_utility.py -m

@@ -35,7 +35,6 @@ from fedmood.paths import PROJECT_ROOT
 
 CONNECTION = "fedmood-local"
 BIN = Path(sys.executable).parent  # the venv's console scripts: flower-superlink, flower-supernode, flwr
-REGISTERED = "registered-nodes.json"
 
 
 @dataclass
@@ -122,17 +121,21 @@ class LocalFederation:
                 "--ssl-keyfile", str(certs / "server.key")]  # fmt: skip
 
     def register_nodes(self) -> dict[int, int]:
-        """Register every node's public key with the SuperLink (``flwr supernode register``); node ids."""
+        """Register every node's public key with the SuperLink (``flwr supernode register``).
+
+        Returns the node ids of the keys registered now; keys the SuperLink's database already
+        holds (a federation started again in the same folder) are kept as they are.
+        """
         ids = {}
         for i in range(self.n_nodes):
             out = self.flwr(
                 ["supernode", "register", str(self.node_dir(i) / "auth.pub"), CONNECTION, "--format", "json"]
             )
             reply = json.loads(out)
-            if not reply.get("success"):
+            if reply.get("success"):
+                ids[i] = int(reply["node-id"])
+            elif "already in use" not in reply.get("error-message", ""):
                 raise RuntimeError(f"registering node {i} failed: {out}")
-            ids[i] = int(reply["node-id"])
-        (self.root / REGISTERED).write_text(json.dumps(ids))
         return ids
 
     def flwr(self, args: list[str], timeout: float = 120.0) -> str:

@@ -112,6 +112,6 @@ def tail(component: Component, lines: int = 30) -> str:
 def start(name: str, cmd: list[str], log: Path, env: dict[str, str], cwd: Path | None = None) -> Component:
     """Start ``cmd`` in its own session, stdout and stderr to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    with open(log, "wb") as out:  # a fresh log: readiness is read from it
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
     return Component(name, proc, log)
