@@ -1,14 +1,15 @@
 """How the federated mood recommender scales in Flower's simulation engine with many users.
 
-    python benchmarks/scale.py [--clients 100 1000 5000] [--sampled 1000] [--rounds 4] [--days 4]
+    python benchmarks/scale.py [--clients 100 1000 5000] [--sampled 1000] [--rounds 5] [--days 4]
 
 For each population size ``n`` one simulation runs in a fresh process (its own Ray instance): ``n``
 simulated SuperNodes, one user each (generated day logs, ``--days`` per user), federated
 clustering, then ``--rounds`` FedAvg rounds in which ``min(n, --sampled)`` clients are sampled
 and each trains one local epoch. Measured per population:
 
-* ``sec_per_round``: mean wall time of a training round (rounds 2 .. R: round 1 also has the
-  actors loading every sampled user's data for the first time; it is printed apart);
+* ``sec_per_round``: mean wall time of a training round, rounds 2 .. R-1 (round 1 also has the
+  actors loading every sampled user's data for the first time, round R the final evaluation of
+  the model on every client; both are printed apart);
 * ``updates_per_sec``: client updates aggregated per second (sampled clients / sec_per_round);
 * ``peak_rss_mb``: the peak of the summed resident memory of the run's whole process tree (the
   driver with the ServerApp, Ray's processes and its ClientApp actors), sampled every 0.2 s.
@@ -104,11 +105,12 @@ def measure(n: int, sampled: int, rounds: int, days: int, cpus: int) -> dict:
         raise RuntimeError(f"population {n} failed with exit code {proc.returncode}")
     result = json.loads(out.strip().splitlines()[-1])
     secs = result["seconds"]
-    steady = secs[1:] or secs
+    steady = secs[1:-1] or secs
     result.update(
         peak_rss_mb=peak,
         sec_per_round=float(np.mean(steady)),
         first_round_sec=secs[0],
+        last_round_sec=secs[-1],
         updates_per_sec=result["sampled"] / float(np.mean(steady)),
     )
     return result
@@ -118,7 +120,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, nargs="+", default=[100, 1000, 5000])
     p.add_argument("--sampled", type=int, default=1000, help="clients sampled per round (at most n)")
-    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--days", type=int, default=4, help="days of logs per user")
     p.add_argument("--cpus", type=int, default=2, help="CPUs given to Ray (one ClientApp actor each)")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
@@ -132,6 +134,7 @@ def main() -> None:
         print(
             f"clients={n} sampled_per_round={r['sampled']} rounds={len(r['seconds'])} "
             f"round_seconds={[round(s, 2) for s in r['seconds']]} first_round_sec={r['first_round_sec']:.2f} "
+            f"last_round_sec={r['last_round_sec']:.2f} "
             f"sec_per_round={r['sec_per_round']:.2f} updates_per_sec={r['updates_per_sec']:.1f} "
             f"cluster_sec={r['cluster_seconds']:.1f} total_sec={r['total_seconds']:.1f} "
             f"peak_rss_mb={r['peak_rss_mb']:.0f} val_mse={r['val_mse']:.4f}",

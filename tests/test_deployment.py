@@ -8,6 +8,7 @@ only after it misses its heartbeats, about 60 s).
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pandas as pd
@@ -17,6 +18,7 @@ from fedmood.data.generator import GeneratorConfig, write_day_logs
 from fedmood.deploy.credentials import ensure_node_key
 from fedmood.deploy.federation import LocalFederation
 from fedmood.deploy.processes import free_port, start
+from fedmood.federated.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.deploy
 
@@ -84,3 +86,89 @@ def test_secured_federation_trains_survives_a_killed_node_and_cleans_up(tmp_path
         fed.stop()
     assert fed.leftover_processes() == []
     assert not fed.superlink.alive and not any(n.alive for n in fed.nodes.values())
+
+
+@pytest.mark.slow
+def test_secagg_on_the_real_federation_survives_a_node_killed_after_key_sharing(tmp_path):
+    """SecAgg+ with 5 SuperNodes; one dies after the key-sharing stage, before sending its masked update.
+
+    The others' shares of its secrets let the server remove its masks: the round completes with 4.
+    """
+    n, victim = 5, 4
+    logs = write_day_logs(GeneratorConfig(n_users=n, n_days=4, seed=6), tmp_path / "logs")
+    fed = LocalFederation(tmp_path / "fed", n)
+    marker = tmp_path / "fault"
+    try:
+        fed.start(logs, node_config={victim: f'fault-marker="{marker}" fault-stage="collect_masked_vectors"'})
+        run = fed.run_app(
+            2,
+            [
+                "privacy=secagg",
+                "privacy.secagg.num_shares=5",
+                "privacy.secagg.reconstruction_threshold=3",
+                "privacy.secagg.timeout=120",
+                "federation.min_replies=4",
+                "personalise.enabled=false",
+                "suggest_users=0",
+                "data.cluster_max_iter=3",
+            ],
+        )
+        end = time.monotonic() + 300
+        while not marker.exists():
+            assert run.alive, run.text()[-3000:]
+            assert time.monotonic() < end, "the SecAgg+ masked-vector stage was never reached"
+            time.sleep(0.3)
+        fed.kill_node(victim)
+        run.process.wait(timeout=500)
+        log = run.text()
+        assert run.process.returncode == 0, log[-3000:]
+        results = sorted((fed.root / "results").iterdir())
+        rounds = pd.read_csv(results[0] / "rounds_federated.csv").set_index("round")
+        assert rounds.loc[1, "clients"] == n - 1 and rounds.loc[2, "clients"] == n - 1
+        assert rounds["train_mse"].notna().all() and rounds["val_mse"].notna().all()
+        assert "[privacy] secagg" in log
+    finally:
+        fed.stop()
+    assert fed.leftover_processes() == []
+
+
+@pytest.mark.slow
+def test_a_killed_serverapp_resumed_on_the_federation_matches_an_uninterrupted_run(tmp_path):
+    """The ServerApp process is SIGKILLed after round 2; a new run resumes from the checkpoint and
+    ends with the same per-round history as an uninterrupted run on an identical federation."""
+    logs = write_day_logs(GeneratorConfig(n_users=3, n_days=4, seed=8), tmp_path / "logs")
+    settings = ["personalise.enabled=false", "suggest_users=0", "data.cluster_max_iter=3"]
+    histories = {}
+    for name in ("whole", "killed"):
+        fed = LocalFederation(tmp_path / name, 3)
+        try:
+            fed.start(logs)
+            run = fed.run_app(4, [*settings, f"federation.checkpoint={fed.checkpoint}"])
+            if name == "killed":
+                end = time.monotonic() + 300
+                while _checkpoint_round(fed.checkpoint) < 2:
+                    assert run.alive and time.monotonic() < end, run.text()[-3000:]
+                    time.sleep(0.2)
+                assert fed.kill_serverapp()
+                try:  # the CLI's log stream may outlive the server; a user would press Ctrl-C
+                    run.process.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    run.kill()
+                assert not list((fed.root / "results").glob("*/rounds_federated.csv"))
+                run = fed.run_app(4, [*settings, f"federation.checkpoint={fed.checkpoint}", "federation.resume=true"])
+            run.process.wait(timeout=400)
+            assert run.process.returncode == 0, run.text()[-3000:]
+            (out,) = (fed.root / "results").glob("*/rounds_federated.csv")
+            histories[name] = pd.read_csv(out)
+            if name == "killed":
+                assert "resuming after round 2" in run.text()
+        finally:
+            fed.stop()
+        assert fed.leftover_processes() == []
+    for col in ("train_mse", "val_mse", "clients"):
+        pd.testing.assert_series_equal(histories["killed"][col], histories["whole"][col], rtol=1e-5)
+
+
+def _checkpoint_round(path) -> int:
+    """The round of the checkpoint at ``path`` (0 while there is none)."""
+    return load_checkpoint(path).round if path.is_file() else 0

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from fedmood.data.device_store import provision_devices
 from fedmood.deploy.credentials import ensure_node_key, ensure_tls
-from fedmood.deploy.processes import Component, free_port, kill_all, processes_with_env, start
+from fedmood.deploy.processes import Component, cmdline, descendants, free_port, kill_all, processes_with_env, start
 from fedmood.paths import PROJECT_ROOT
 
 CONNECTION = "fedmood-local"
@@ -181,6 +181,14 @@ class LocalFederation:
     def kill_node(self, i: int) -> None:
         """SIGKILL SuperNode ``i`` and everything it started (a device that dies)."""
         self.nodes[i].kill()
+
+    def kill_serverapp(self) -> list[int]:
+        """SIGKILL the running ServerApp process(es) (the server side of a run dies); their pids."""
+        pids = [p for p in descendants(self.superlink.process.pid) if "flwr-serverapp" in cmdline(p)]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return pids
 
     def start(self, logs_dir: str | Path | None = None, node_config: dict[int, str] | None = None) -> LocalFederation:
         """Credentials, stores (from ``logs_dir``), SuperLink, registration, all SuperNodes.

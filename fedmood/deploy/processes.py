@@ -44,6 +44,14 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def cmdline(pid: int) -> str:
+    """The command line of ``pid`` ('' if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def processes_with_env(name: str, value: str) -> list[int]:
     """Live processes of this user whose environment has ``name=value`` (every process a federation
     starts, and everything those start, inherits its ``FLWR_HOME``)."""
