@@ -50,7 +50,7 @@ def rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
-def one_population(n: int, sampled: int, rounds: int, days: int, cpus: int) -> dict:
+def one_population(n: int, sampled: int, rounds: int, days: int, cpus: int, client_cpus: float) -> dict:
     """Run in a fresh process: the simulation for ``n`` users; returns the run's round timings."""
     from fedmood.federated.run_config import compose_config
     from fedmood.pipeline import run_federated_simulation
@@ -64,6 +64,7 @@ def one_population(n: int, sampled: int, rounds: int, days: int, cpus: int) -> d
             f"training.epochs={rounds}",
             f"federation.clients_per_round={per_round if per_round < n else 'null'}",
             f"federation.backend_num_cpus={cpus}",
+            f"federation.client_num_cpus={client_cpus}",
             "federation.flower_log_level=ERROR",
             "personalise.enabled=false",
             "suggest_users=0",
@@ -82,10 +83,10 @@ def one_population(n: int, sampled: int, rounds: int, days: int, cpus: int) -> d
     }
 
 
-def measure(n: int, sampled: int, rounds: int, days: int, cpus: int) -> dict:
+def measure(n: int, sampled: int, rounds: int, days: int, cpus: int, client_cpus: float) -> dict:
     """:func:`one_population` in a child process, with its process tree's peak RSS."""
     cmd = [sys.executable, __file__, "--one", str(n), "--sampled", str(sampled), "--rounds", str(rounds)]
-    cmd += ["--days", str(days), "--cpus", str(cpus)]
+    cmd += ["--days", str(days), "--cpus", str(cpus), "--client-cpus", str(client_cpus)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     peak = 0.0
     done = threading.Event()
@@ -122,15 +123,19 @@ def main() -> None:
     p.add_argument("--sampled", type=int, default=1000, help="clients sampled per round (at most n)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--days", type=int, default=4, help="days of logs per user")
-    p.add_argument("--cpus", type=int, default=2, help="CPUs given to Ray (one ClientApp actor each)")
+    p.add_argument("--cpus", type=int, default=2, help="CPUs given to Ray")
+    p.add_argument("--client-cpus", type=float, default=1.0, help="CPUs per ClientApp actor (cpus / this = actors)")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one is not None:
-        print(json.dumps(one_population(args.one, args.sampled, args.rounds, args.days, args.cpus)), flush=True)
+        print(
+            json.dumps(one_population(args.one, args.sampled, args.rounds, args.days, args.cpus, args.client_cpus)),
+            flush=True,
+        )
         return
     last = None
     for n in sorted(args.clients):
-        r = measure(n, args.sampled, args.rounds, args.days, args.cpus)
+        r = measure(n, args.sampled, args.rounds, args.days, args.cpus, args.client_cpus)
         print(
             f"clients={n} sampled_per_round={r['sampled']} rounds={len(r['seconds'])} "
             f"round_seconds={[round(s, 2) for s in r['seconds']]} first_round_sec={r['first_round_sec']:.2f} "
