@@ -259,3 +259,24 @@ def test_run_config_selects_the_engine_and_takes_extra_overrides():
         {"engine": "deployment", "num-server-rounds": 4, "overrides": "federation.nodes=3 'results_root=/a b'"}
     )
     assert got == ["federation=deployment", "training.epochs=4", "federation.nodes=3", "results_root=/a b"]
+
+
+def test_resume_picks_the_checkpoint_only_when_it_can_reproduce_the_run(small_cfg, tmp_path):
+    from fedmood.federated.server_app import resume_checkpoint
+    from fedmood.privacy.settings import PrivacySettings
+
+    path = tmp_path / "ck.npz"
+    fed = dict(small_cfg["federation"], checkpoint=str(path), resume=True, stores=str(tmp_path / "nodes"))
+    cfg = dict(small_cfg, federation=fed)
+    privacy = PrivacySettings.from_cfg(cfg)
+    assert resume_checkpoint(cfg, privacy) is None  # nothing to resume yet: start fresh
+    arrays = {"item_bias.weight": np.zeros((4, 1), np.float32)}
+    save_checkpoint(path, ServerCheckpoint.capture(1, "k", config_fingerprint(cfg), arrays))
+    assert resume_checkpoint(cfg, privacy).round == 1
+    no_stores = dict(cfg, federation=dict(fed, stores=None))
+    with pytest.raises(CheckpointError, match="stores"):  # the devices' parameters would be lost
+        resume_checkpoint(no_stores, privacy)
+    other = dict(cfg, training=dict(cfg["training"], lr_max=1.0))
+    with pytest.raises(CheckpointError, match="another config"):
+        resume_checkpoint(other, PrivacySettings.from_cfg(other))
+    assert resume_checkpoint(dict(cfg, federation=dict(fed, resume=False)), privacy) is None

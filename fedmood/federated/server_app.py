@@ -342,6 +342,11 @@ def resume_checkpoint(cfg: dict, privacy: PrivacySettings) -> ServerCheckpoint |
         return None
     if privacy.any_dp or privacy.secagg.enabled:
         raise CheckpointError(f"{path}: resuming is supported for runs without DP or SecAgg+ ({privacy.mechanism})")
+    if not (fed.get("stores") or fed.get("nodes")):
+        raise CheckpointError(
+            f"{path}: resuming needs the devices' own parameters of that round, kept in their stores: "
+            "set federation.stores (simulation) or run on a deployment"
+        )
     ckpt = load_checkpoint(path)
     if ckpt.fingerprint != config_fingerprint(cfg):
         raise CheckpointError(f"{path}: written by a run with another config (seed, data, model, training, rounds)")
