@@ -280,3 +280,20 @@ def test_resume_picks_the_checkpoint_only_when_it_can_reproduce_the_run(small_cf
     with pytest.raises(CheckpointError, match="another config"):
         resume_checkpoint(other, PrivacySettings.from_cfg(other))
     assert resume_checkpoint(dict(cfg, federation=dict(fed, resume=False)), privacy) is None
+
+
+def test_personalised_parameters_are_kept_in_the_store(small_cfg, stores):
+    cfg = dict(small_cfg, federation=dict(small_cfg["federation"], stores=str(stores)))
+    cfg["personalise"] = dict(cfg["personalise"], items=True, epochs=1)
+    app = build_client_app(lambda _ctx: cfg)
+    centres = np.array([[0] * 6, [1] * 6, [3] * 6, [4] * 6])
+    config = ConfigRecord({"stage": "personalise", "server-round": 4, RUN_KEY: "feed", **centres_config(centres)})
+    ctx = Context(run_id=1, node_id=3, node_config={"partition-id": 0}, state=RecordDict(), run_config={})
+    msg = make_message(RecordDict({"arrays": initial_item_arrays(cfg, 4), "config": config}), "query")
+    reply = app(msg, ctx)
+    assert not reply.has_error(), reply.error
+    store = node_store(stores, 0)
+    assert {"personal-state", "personal-items"} <= set(store.names())
+    kept = ctx.state[LOCAL_STATE_KEY].to_torch_state_dict()
+    for k, v in store.get_arrays("personal-state").items():
+        np.testing.assert_array_equal(v, kept[k].numpy())

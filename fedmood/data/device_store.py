@@ -8,7 +8,8 @@ Records of one user's store:
 * ``labels``: each fragment's mood;
 * ``user-state.<run>.r<round>``: the user's own model parameters (factors and bias) after a
   training round of run ``<run>``, the last two rounds kept, so a resumed run picks up the state
-  of the round it resumes from; ``personal-state``: the parameters fine-tuned after training.
+  of the round it resumes from; ``personal-state``: the parameters fine-tuned after training, and
+  ``personal-items`` the device's own copy of the item parameters when those are fine-tuned too.
 
 :func:`provision_store` fills a store from a folder of day logs (on a phone the logger would);
 :func:`device_data_from_store` is what the ClientApp loads: the same rows and the same

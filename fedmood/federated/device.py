@@ -330,6 +330,9 @@ def personalise_on_device(
     persist_user_state(cfg, context, config, name=PERSONAL_STATE)
     if p.get("items", False):
         context.state[PERSONAL_ITEMS_KEY] = ArrayRecord({k: state[k] for k in GLOBAL_KEYS})
+        store = device_store(cfg, context)
+        if store is not None:
+            store.put_arrays(PERSONAL_ITEMS_KEY, **{k: state[k].numpy() for k in GLOBAL_KEYS})
     return {
         "user": float(data.user),
         "val_mse_before": before,
