@@ -297,3 +297,31 @@ def test_personalised_parameters_are_kept_in_the_store(small_cfg, stores):
     kept = ctx.state[LOCAL_STATE_KEY].to_torch_state_dict()
     for k, v in store.get_arrays("personal-state").items():
         np.testing.assert_array_equal(v, kept[k].numpy())
+
+
+def test_a_restarted_dpsgd_device_keeps_counting_its_privacy_loss(small_logs, tmp_path):
+    """The accountant's history travels with the user's stored state: ε after a restart is the
+    ε of a device that never restarted (else a restart would silently under-report it)."""
+    from fedmood.federated.device import DPSGD_EPSILON, local_round
+    from fedmood.federated.run_config import compose_config
+
+    provision_devices(tmp_path / "nodes", small_logs, 2)
+    cfg = compose_config(
+        ["data=logs", f"data.logs_dir={small_logs}", "data.n_clusters=4", "privacy=dpsgd", "training.epochs=3"]
+    )
+    cfg["federation"] = dict(cfg["federation"], stores=str(tmp_path / "nodes"))
+    centres = np.array([[0] * 6, [1] * 6, [3] * 6, [4] * 6])
+    items = {k: v.numpy() for k, v in initial_item_arrays(cfg, 4).items()}
+
+    def ctx():
+        return Context(run_id=1, node_id=1, node_config={"partition-id": 1}, state=RecordDict(), run_config={})
+
+    def config(rnd, key):
+        return {"server-round": rnd, "evaluate-first": False, RUN_KEY: key, **centres_config(centres)}
+
+    steady = ctx()
+    eps = [local_round(cfg, steady, items, config(r, "aaaa")).metrics[DPSGD_EPSILON] for r in (1, 2)]
+    local_round(cfg, ctx(), items, config(1, "bbbb"))
+    restarted = local_round(cfg, ctx(), items, config(2, "bbbb")).metrics[DPSGD_EPSILON]  # a fresh process
+    assert eps[1] > eps[0]
+    assert restarted == pytest.approx(eps[1], rel=1e-9)

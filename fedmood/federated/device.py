@@ -46,6 +46,7 @@ PERSONAL_ITEMS_KEY = "personal-items"  # the device's own fine-tuned copy of the
 TRAIN_ROWS = "train-rows"
 DPSGD_EPSILON, DPSGD_DELTA, DPSGD_NOISE = "dpsgd-epsilon", "dpsgd-delta", "dpsgd-noise"
 RUN_KEY = "run-key"  # config key: which run the device's stored user state belongs to
+_HISTORY = "dpsgd-history"  # prefix of the DP-SGD accountant history arrays in a stored user state
 
 
 @lru_cache(maxsize=8192)  # a simulation actor serves many nodes: keep every one it has loaded
@@ -107,7 +108,8 @@ def restore_user_state(cfg: dict, context: Context, config: Mapping) -> None:
     """Put the user's stored parameters back into ``context.state`` when a fresh process lost them.
 
     This happens after a SuperNode restart or when a killed run is resumed: the state of the latest
-    round of the same run (``config["run-key"]``) before this one is loaded from the store.
+    round of the same run (``config["run-key"]``) before this one is loaded from the store, with the
+    DP-SGD accountant's history if the device trains privately (so its ε keeps counting every round).
     """
     if LOCAL_STATE_KEY in context.state or RUN_KEY not in config:
         return
@@ -115,8 +117,12 @@ def restore_user_state(cfg: dict, context: Context, config: Mapping) -> None:
     if store is None:
         return
     arrays = load_user_state(store, str(config[RUN_KEY]), int(config.get("server-round", 2**31)))
-    if arrays is not None:
-        context.state[LOCAL_STATE_KEY] = ArrayRecord({k: torch.as_tensor(v) for k, v in arrays.items()})
+    if arrays is None:
+        return
+    history = [arrays.pop(f"{_HISTORY}.{k}", None) for k in ("noise", "rate", "steps")]
+    if history[0] is not None:
+        dpsgd.save_history(context.state, list(zip(*(h.tolist() for h in history), strict=True)))
+    context.state[LOCAL_STATE_KEY] = ArrayRecord({k: torch.as_tensor(v) for k, v in arrays.items()})
 
 
 def persist_user_state(cfg: dict, context: Context, config: Mapping, name: str | None = None) -> None:
@@ -128,6 +134,10 @@ def persist_user_state(cfg: dict, context: Context, config: Mapping, name: str |
     if store is None or LOCAL_STATE_KEY not in context.state:
         return
     arrays = {k: v.numpy() for k, v in context.state[LOCAL_STATE_KEY].items()}
+    history = dpsgd.load_history(context.state)
+    if history:
+        for i, k in enumerate(("noise", "rate", "steps")):
+            arrays[f"{_HISTORY}.{k}"] = np.asarray([h[i] for h in history])
     if name is not None:
         store.put_arrays(name, **arrays)
     elif RUN_KEY in config:
