@@ -63,15 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "kill_node", None) is not None:
         marker.unlink(missing_ok=True)
         node_config[args.kill_node] = f'fault-marker="{marker}" fault-round={args.kill_round}'
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         fed.start(_logs_dir(args), node_config)
         print(f"[deploy] SuperLink {fed.address} ({'TLS + node auth' if secure else 'insecure'}), "
               f"{args.nodes} SuperNodes; logs in {args.root / 'logs'}", flush=True)  # fmt: skip
         if args.command == "up":
+            settings = f"federation.nodes={args.nodes} results_root={args.root / 'results'}"
             print(
                 f"[deploy] run the app with:\n  FLWR_HOME={args.root / 'flwr'} flwr run {PROJECT_ROOT} {CONNECTION} "
-                f'--stream --run-config \'engine="deployment" overrides="federation.nodes={args.nodes}"\'\n'
+                f'--stream --run-config \'engine="deployment" overrides="{settings}"\'\n'
                 "[deploy] Ctrl-C stops the federation",
                 flush=True,
             )
@@ -99,8 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # nothing may interrupt the clean-up
+            signal.signal(sig, signal.SIG_IGN)
         fed.stop()
         print("[deploy] federation stopped", flush=True)
+
+
+def _terminate(*_) -> None:
+    """SIGTERM: stop once (a second signal, e.g. from ``timeout`` forwarding it, is ignored)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(143)
 
 
 def _echo(text: str, shown: int) -> int:
