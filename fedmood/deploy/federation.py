@@ -176,7 +176,7 @@ class LocalFederation:
             except RuntimeError:
                 if "[code: 2004]" not in self.nodes[i].text() or time.monotonic() > end:
                     raise
-            time.sleep(3.0)
+            time.sleep(1.0)
 
     def kill_node(self, i: int) -> None:
         """SIGKILL SuperNode ``i`` and everything it started (a device that dies)."""
