@@ -54,7 +54,7 @@ def test_secured_federation_trains_survives_a_killed_node_and_cleans_up(tmp_path
 
         run = fed.run_app(
             ROUNDS,
-            ["personalise.enabled=false", "suggest_users=0", "data.cluster_max_iter=3", "federation.round_timeout=120"],
+            ["personalise.enabled=false", "suggest_users=0", "data.cluster_max_iter=3", "federation.round_timeout=90"],
         )
         end = time.monotonic() + 300
         while not marker.exists():
@@ -67,14 +67,15 @@ def test_secured_federation_trains_survives_a_killed_node_and_cleans_up(tmp_path
         run.process.wait(timeout=400)
         log = run.text()
         assert run.process.returncode == 0, log[-3000:]
-        assert "Node Unavailable" in log
 
         results = sorted((fed.root / "results").iterdir())
         assert len(results) == 1
         rounds = pd.read_csv(results[0] / "rounds_federated.csv").set_index("round")
         assert list(rounds.index) == list(range(1, ROUNDS + 1))
         assert rounds.loc[1, "clients"] == rounds.loc[2, "clients"] == 3
-        assert rounds.loc[KILL_ROUND, "clients"] == 2  # the round completed without the dead node
+        # the round completed without the dead node: when the SuperLink reported it unavailable, or at the
+        # round timeout if the node was back before that (its message had gone to the dead process)
+        assert rounds.loc[KILL_ROUND, "clients"] == 2
         assert rounds.loc[ROUNDS, "clients"] == 3  # ...which rejoined (admitted ~1 min after its crash)
         assert rounds.loc[2, "train_mse"] < rounds.loc[1, "train_mse"]  # the model improves
         assert rounds["val_mse"].notna().all() and rounds.loc[ROUNDS, "val_mse"] < rounds.loc[1, "val_mse"]
