@@ -53,10 +53,16 @@ def provision_store(store: EncryptedStore, user_folder: str | Path, user: int) -
     return meta
 
 
-def node_store(root: str | Path, node: int) -> EncryptedStore:
-    """Node ``node``'s store under a devices folder: ``<root>/node-<i>/store`` keyed by ``store.key``."""
+def node_store_paths(root: str | Path, node: int) -> tuple[Path, Path]:
+    """Where node ``node``'s store and key file live under a devices folder: ``<root>/node-<i>/store``
+    and ``<root>/node-<i>/store.key`` (the simulation's ``federation.stores`` and a deployment's nodes)."""
     folder = Path(root) / f"node-{node}"
-    return EncryptedStore.open(folder / "store", folder / "store.key")
+    return folder / "store", folder / "store.key"
+
+
+def node_store(root: str | Path, node: int) -> EncryptedStore:
+    """Node ``node``'s store under a devices folder (:func:`node_store_paths`)."""
+    return EncryptedStore.open(*node_store_paths(root, node))
 
 
 def provision_devices(root: str | Path, logs_dir: str | Path, n_nodes: int | None = None) -> list[dict]:
@@ -73,7 +79,7 @@ def provision_devices(root: str | Path, logs_dir: str | Path, n_nodes: int | Non
         raise ValueError(f"{logs_dir}: {len(folders)} user folders for {n_nodes} nodes")
     metas = []
     for i in range(n_nodes):
-        key_file = Path(root) / f"node-{i}" / "store.key"
+        _, key_file = node_store_paths(root, i)
         if not key_file.exists():
             create_key_file(key_file)
         store = node_store(root, i)

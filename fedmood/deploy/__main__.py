@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from fedmood.deploy.federation import CONNECTION, LocalFederation
+from fedmood.deploy.federation import LocalFederation
 from fedmood.paths import PROJECT_ROOT
 
 
@@ -69,10 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[deploy] SuperLink {fed.address} ({'TLS + node auth' if secure else 'insecure'}), "
               f"{args.nodes} SuperNodes; logs in {args.root / 'logs'}", flush=True)  # fmt: skip
         if args.command == "up":
-            settings = f"federation.nodes={args.nodes} results_root={args.root / 'results'}"
             print(
-                f"[deploy] run the app with:\n  FLWR_HOME={args.root / 'flwr'} flwr run {PROJECT_ROOT} {CONNECTION} "
-                f'--stream --run-config \'engine="deployment" overrides="{settings}"\'\n'
+                f"[deploy] run the app with:\n  FLWR_HOME={args.root / 'flwr'} {shlex.join(fed.run_command())}\n"
                 "[deploy] Ctrl-C stops the federation",
                 flush=True,
             )

@@ -83,10 +83,16 @@ def _certificate(
     return builder.sign(signing_key, hashes.SHA256())
 
 
+def tls_files(folder: str | Path) -> TlsFiles:
+    """The paths of the TLS files under ``folder`` (made by :func:`ensure_tls`)."""
+    folder = Path(folder)
+    return TlsFiles(folder / "ca.crt", folder / "server.pem", folder / "server.key")
+
+
 def ensure_tls(folder: str | Path, hosts: tuple[str, ...] = HOSTS) -> TlsFiles:
     """A CA and a server certificate for ``hosts`` under ``folder`` (made once, then reused)."""
     folder = Path(folder)
-    files = TlsFiles(folder / "ca.crt", folder / "server.pem", folder / "server.key")
+    files = tls_files(folder)
     if all(p.is_file() for p in (files.ca_cert, files.server_cert, files.server_key)):
         return files
     folder.mkdir(parents=True, exist_ok=True)

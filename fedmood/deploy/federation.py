@@ -17,20 +17,27 @@ config names their store, and starts runs of this project's ServerApp/ClientApp 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedmood.data.device_store import provision_devices
-from fedmood.deploy.credentials import ensure_node_key, ensure_tls
-from fedmood.deploy.processes import Component, cmdline, descendants, free_port, kill_all, processes_with_env, start
+from fedmood.data.device_store import node_store_paths, provision_devices
+from fedmood.deploy.credentials import TlsFiles, ensure_node_key, ensure_tls, tls_files
+from fedmood.deploy.processes import (
+    Component,
+    cmdline,
+    descendants,
+    free_port,
+    kill_all,
+    kill_pids,
+    processes_with_env,
+    start,
+)
 from fedmood.paths import PROJECT_ROOT
 
 CONNECTION = "fedmood-local"
@@ -115,10 +122,15 @@ class LocalFederation:
         self.superlink.wait_for("Uvicorn running on", timeout)
         return self.superlink
 
+    @property
+    def tls(self) -> TlsFiles:
+        """The TLS files' paths (:func:`fedmood.deploy.credentials.tls_files`)."""
+        return tls_files(self.root / "certs")
+
     def _tls_args(self) -> list[str]:
-        certs = self.root / "certs"
-        return ["--ssl-ca-certfile", str(certs / "ca.crt"), "--ssl-certfile", str(certs / "server.pem"),
-                "--ssl-keyfile", str(certs / "server.key")]  # fmt: skip
+        tls = self.tls
+        return ["--ssl-ca-certfile", str(tls.ca_cert), "--ssl-certfile", str(tls.server_cert),
+                "--ssl-keyfile", str(tls.server_key)]  # fmt: skip
 
     def register_nodes(self) -> dict[int, int]:
         """Register every node's public key with the SuperLink (``flwr supernode register``).
@@ -147,16 +159,15 @@ class LocalFederation:
             raise RuntimeError(f"flwr {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc.stdout
 
-    def node_command(self, i: int, auth_key: Path | None = None, extra_config: str = "") -> list[str]:
-        """The ``flower-supernode`` command of node ``i`` (``auth_key``: another private key to use)."""
-        d = self.node_dir(i)
-        config = f'store="{d / "store"}" store-key-file="{d / "store.key"}" {extra_config}'.strip()
+    def node_command(self, i: int, extra_config: str = "") -> list[str]:
+        """The ``flower-supernode`` command of node ``i``."""
+        store, key_file = node_store_paths(self.root / "nodes", i)
+        config = f'store="{store}" store-key-file="{key_file}" {extra_config}'.strip()
         cmd = [str(BIN / "flower-supernode"), "--superlink", self.address, "--port", str(self._node_ports[i])]
         cmd += ["--node-config", config, "--max-retries", "3", "--max-wait-time", "30"]
-        cmd += ["--root-certificates", str(self.root / "certs" / "ca.crt")] if self.secure else ["--insecure"]
-        key = auth_key if auth_key is not None else (d / "auth" if self.auth else None)
-        if key is not None:
-            cmd += ["--auth-supernode-private-key", str(key)]
+        cmd += ["--root-certificates", str(self.tls.ca_cert)] if self.secure else ["--insecure"]
+        if self.auth:
+            cmd += ["--auth-supernode-private-key", str(self.node_dir(i) / "auth")]
         return cmd
 
     def start_node(self, i: int, extra_config: str = "", timeout: float = 150.0) -> Component:
@@ -185,9 +196,7 @@ class LocalFederation:
     def kill_serverapp(self) -> list[int]:
         """SIGKILL the running ServerApp process(es) (the server side of a run dies); their pids."""
         pids = [p for p in descendants(self.superlink.process.pid) if "flwr-serverapp" in cmdline(p)]
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_pids(pids)
         return pids
 
     def start(self, logs_dir: str | Path | None = None, node_config: dict[int, str] | None = None) -> LocalFederation:
@@ -206,18 +215,18 @@ class LocalFederation:
             self.start_node(i, (node_config or {}).get(i, ""))
         return self
 
-    def run_app(self, rounds: int, overrides: list[str] = (), run_config: dict | None = None) -> Component:
-        """Start ``flwr run`` of the mood recommender on this federation (streams its log); returns at once."""
-        settings = [
-            "federation=deployment",
-            f"federation.nodes={self.n_nodes}",
-            f"results_root={self.root / 'results'}",
-            *overrides,
-        ]
-        config = {"num-server-rounds": rounds, "engine": "deployment", "overrides": shlex.join(settings)}
-        config.update(run_config or {})
+    def run_command(self, rounds: int | None = None, overrides: list[str] = ()) -> list[str]:
+        """The ``flwr run`` command of the mood recommender on this federation (``rounds``: None, the default)."""
+        settings = [f"federation.nodes={self.n_nodes}", f"results_root={self.root / 'results'}", *overrides]
+        config = {"engine": "deployment", "overrides": shlex.join(settings)}
+        if rounds is not None:
+            config["num-server-rounds"] = rounds
         rc = " ".join(f"{k}={json.dumps(v)}" for k, v in config.items())
-        cmd = [str(BIN / "flwr"), "run", str(PROJECT_ROOT), CONNECTION, "--stream", "--run-config", rc]
+        return [str(BIN / "flwr"), "run", str(PROJECT_ROOT), CONNECTION, "--stream", "--run-config", rc]
+
+    def run_app(self, rounds: int, overrides: list[str] = ()) -> Component:
+        """Start ``flwr run`` of the mood recommender on this federation (streams its log); returns at once."""
+        cmd = self.run_command(rounds, overrides)
         n = len(self.runs)
         run = start(f"flwr-run-{n}", cmd, self.root / "logs" / f"run-{n}.log", self.env(), cwd=PROJECT_ROOT)
         self.runs.append(run)
@@ -229,9 +238,7 @@ class LocalFederation:
         kill_all([c.process for c in comps])
         end = time.monotonic() + 10.0
         while (left := self.leftover_processes()) and time.monotonic() < end:  # orphans re-parented to init
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            kill_pids(left)
             time.sleep(0.2)
 
     def leftover_processes(self) -> list[int]:

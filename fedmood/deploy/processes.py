@@ -69,14 +69,19 @@ def processes_with_env(name: str, value: str) -> list[int]:
     return found
 
 
+def kill_pids(pids: list[int]) -> None:
+    """SIGKILL each of ``pids`` (those already gone are skipped)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def kill_all(processes: list[subprocess.Popen], timeout: float = 10.0) -> None:
     """SIGKILL the processes and all their descendants (found before any is killed), then reap them."""
     pids = []
     for proc in processes:
         pids += [proc.pid, *descendants(proc.pid)]
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    kill_pids(pids)
     for proc in processes:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout)

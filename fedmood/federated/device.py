@@ -13,14 +13,19 @@ from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 from flwr.app import ArrayRecord, Context, RecordDict
 
 from fedmood.clustering import cluster_counts, slot_histograms
-from fedmood.data.device_store import PERSONAL_STATE, device_data_from_store, load_user_state, save_user_state
+from fedmood.data.device_store import (
+    PERSONAL_STATE,
+    device_data_from_store,
+    load_user_state,
+    node_store_paths,
+    save_user_state,
+)
 from fedmood.data.fragments import N_CODES
 from fedmood.data.local import LocalData, load_local_data
 from fedmood.data.store import EncryptedStore
@@ -87,8 +92,8 @@ def device_store(cfg: dict, context: Context) -> EncryptedStore | None:
         return _open_store(str(node["store"]), str(node.get("store-key-file", "")))
     root = cfg["federation"].get("stores")
     if root:
-        folder = Path(root) / f"node-{int(node['partition-id'])}"  # as fedmood.data.device_store.node_store
-        return _open_store(str(folder / "store"), str(folder / "store.key"))
+        store, key_file = node_store_paths(root, int(node["partition-id"]))
+        return _open_store(str(store), str(key_file))
     return None
 
 

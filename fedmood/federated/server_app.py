@@ -149,6 +149,8 @@ class RoundLog:
     global arrays after it (the checkpoint writer).
     """
 
+    HISTORY = ("train", "epsilon", "clients", "seconds")  # per-round dicts kept in the checkpoint
+
     def __init__(self, num_rounds: int, ledger: PrivacyLedger, on_round: Callable | None = None) -> None:
         self.num_rounds, self.ledger, self.on_round = num_rounds, ledger, on_round
         self.train: dict[int, dict] = {}
@@ -161,14 +163,11 @@ class RoundLog:
 
     def state(self) -> dict:
         """The history as JSON-able data (for the checkpoint)."""
-        return {
-            name: {str(k): v for k, v in getattr(self, name).items()}
-            for name in ("train", "epsilon", "clients", "seconds")
-        }
+        return {name: {str(k): v for k, v in getattr(self, name).items()} for name in self.HISTORY}
 
     def restore(self, state: dict, done: int) -> None:
         """Continue after round ``done`` with the history of a checkpoint."""
-        for name in ("train", "epsilon", "clients", "seconds"):
+        for name in self.HISTORY:
             getattr(self, name).update({int(k): v for k, v in state.get(name, {}).items()})
         self.offset = done
 
@@ -226,6 +225,16 @@ def replies_needed(cfg: dict, per_round: int) -> int | None:
     return int(fed.get("min_replies") or per_round)
 
 
+def node_minimums(cfg: dict, per_round: int, n_users: int) -> tuple[int | None, int, int]:
+    """``(needed, to_sample, to_wait_for)``: the replies a round needs (:func:`replies_needed`), the
+    fewest nodes to sample, and the nodes to wait for before sampling (all users when strict)."""
+    needed = replies_needed(cfg, per_round)
+    if needed is None:
+        return None, per_round, n_users
+    floor = min(needed, per_round)
+    return needed, floor, floor
+
+
 def _train_message_api(
     grid: Grid,
     cfg: dict,
@@ -240,15 +249,14 @@ def _train_message_api(
     """
     fed, ledger = cfg["federation"], log_.ledger
     privacy = ledger.settings
-    needed = replies_needed(cfg, ledger.per_round)
-    floor = ledger.per_round if needed is None else min(needed, ledger.per_round)
+    needed, to_sample, to_wait_for = node_minimums(cfg, ledger.per_round, n_users)
     inner = DeferredEvalFedAvg(
         num_rounds=log_.num_rounds,
         fraction_train=ledger.sample_rate,
         fraction_evaluate=1.0,
-        min_train_nodes=floor,
-        min_evaluate_nodes=n_users if needed is None else floor,
-        min_available_nodes=n_users if needed is None else floor,
+        min_train_nodes=to_sample,
+        min_evaluate_nodes=to_wait_for,
+        min_available_nodes=to_wait_for,
     )
     strategy = inner
     if privacy.central_dp.enabled:
@@ -286,16 +294,15 @@ def _train_secagg(
     fed, ledger = cfg["federation"], log_.ledger
     privacy = ledger.settings
     initial = initial_item_arrays(cfg, n_items)
-    needed = replies_needed(cfg, ledger.per_round)
-    floor = ledger.per_round if needed is None else min(needed, ledger.per_round)
+    needed, to_sample, to_wait_for = node_minimums(cfg, ledger.per_round, n_users)
     inner = DeferredEvalLegacyFedAvg(
         log_.num_rounds,
         fit_config=train_config,
         fraction_fit=ledger.sample_rate,
-        min_fit_clients=floor,
+        min_fit_clients=to_sample,
         fraction_evaluate=1.0,
-        min_evaluate_clients=n_users if needed is None else floor,
-        min_available_clients=n_users if needed is None else floor,
+        min_evaluate_clients=to_wait_for,
+        min_available_clients=to_wait_for,
         initial_parameters=ndarrays_to_parameters([initial[k].numpy() for k in GLOBAL_KEYS]),
         evaluate_fn=log_.stamp,
         accept_failures=True,
