@@ -107,11 +107,11 @@ def test_privacy_audit_no_message_carries_user_data(small_logs, tmp_path, mechan
         assert report.plain_item_arrays == 6 * 2 * 2
     p = run.privacy
     if mechanism.startswith("central_dp"):
-        assert p["dp_level"] == "user" and np.isfinite(p["epsilon"]) and p["delta"] == pytest.approx(1 / 6)
+        assert p["dp_level"] == "user" and np.isfinite(p["epsilon"]) and p["delta"] == 1e-5
     if mechanism == "central_dp":  # Flower's own accountant applies here and agrees
         assert p["epsilon"] == pytest.approx(p["epsilon_flower"], rel=1e-6)
     if mechanism == "dpsgd":
-        assert p["dp_level"] == "record" and p["epsilon"] >= p["epsilon_mean"] > 0
+        assert p["dp_level"] == "record" and p["epsilon"] >= p["epsilon_mean"] * (1 - 1e-12) > 0
     assert np.isfinite(run.rounds[-1]["val_mse"])
 
 

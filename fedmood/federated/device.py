@@ -245,7 +245,7 @@ def local_round(cfg: dict, context: Context, items: Mapping[str, np.ndarray], co
             privacy.dpsgd.max_grad_norm,
             dpsgd.load_history(context.state),
             privacy.accountant,
-            torch.Generator().manual_seed(int(cfg["seed"]) * 104_729 + data.user * 7 + rnd),
+            privacy.noise(f"dpsgd/user-{data.user}/round-{rnd}"),
         )
         opt = private.optimizer
     sched = make_scheduler(opt, tcfg, total_steps=n_rounds * epochs * spe, start_step=(rnd - 1) * epochs * spe)
@@ -253,7 +253,7 @@ def local_round(cfg: dict, context: Context, items: Mapping[str, np.ndarray], co
     train_mse = 0.0
     with dpsgd.quiet() if private else nullcontext():
         for _ in range(epochs if len(train) else 0):
-            batches = private.batches(train, 1, gen) if private else shuffled_batches(train, tcfg.batch_size, gen)
+            batches = private.batches(train, 1) if private else shuffled_batches(train, tcfg.batch_size, gen)
             train_mse = train_epoch(private.model if private else model, batches, opt, sched)
     metrics[FIT_SECONDS] = time.perf_counter() - t_fit
     metrics["train_mse"] = train_mse

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from fedmood.federated.run_config import config_from_context
 from fedmood.models import GLOBAL_KEYS, EmbeddingDotBias
 from fedmood.privacy.central import PrivacyLedger
 from fedmood.privacy.settings import PrivacySettings
-from strategies.central_dp import flower_accountant, wrap_central_dp, wrap_central_dp_legacy
+from strategies.central_dp import ClientClippedCentralNoise, flower_accountant, wrap_central_dp
 from strategies.deferred_eval import (
     CLIENT_SECONDS,
     FIT_SECONDS,
@@ -262,7 +263,9 @@ def _train_message_api(
     if privacy.central_dp.enabled:
         if ledger.flower_accounting_applies:
             ledger.flower = flower_accountant(ledger.delta, n_users)
-        strategy = wrap_central_dp(inner, privacy.central_dp, ledger.noise_multiplier, ledger.per_round, ledger.flower)
+        strategy = wrap_central_dp(
+            inner, privacy.central_dp, ledger.noise_multiplier, ledger.per_round, privacy.noise, ledger.flower
+        )
     strategy = FailLoudly(
         strategy, on_aggregate=log_.on_aggregate, strict=needed is None, min_replies=0 if needed is None else needed
     )
@@ -309,7 +312,9 @@ def _train_secagg(
     )
     strategy = inner
     if privacy.central_dp.enabled:
-        strategy = wrap_central_dp_legacy(inner, privacy.central_dp, ledger.noise_multiplier, ledger.per_round)
+        strategy = ClientClippedCentralNoise(
+            inner, ledger.noise_multiplier, privacy.central_dp.clipping_norm, privacy.noise
+        )
     strategy = FailLoudlyLegacy(strategy, on_aggregate=log_.on_aggregate, strict=needed is None)
     ctx = LegacyContext(
         context=context,
@@ -360,15 +365,28 @@ def resume_checkpoint(cfg: dict, privacy: PrivacySettings) -> ServerCheckpoint |
     return ckpt
 
 
+def seed_sampling(privacy: PrivacySettings, seed: int) -> None:
+    """Seed Python's generator, which Flower samples clients (and shuffles SecAgg+ neighbours) with.
+
+    From the config seed, so runs repeat; but under DP from OS entropy: the amplification by
+    sampling that the accountant credits holds only if nobody can tell who was sampled (the
+    config is published with the results). The DP noise itself never comes from this generator
+    (:mod:`fedmood.privacy.noise`).
+    """
+    if privacy.any_dp and not privacy.insecure_replayable_noise:
+        random.seed(secrets.randbits(256))
+    else:
+        random.seed(seed)
+
+
 def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> FederatedRun:
     """The whole federated job on ``grid`` (clustering, then FedAvg training, private if configured)."""
     fed = cfg["federation"]
     if hasattr(grid, "pull_interval"):  # simulation's in-memory grid polls for replies
         grid.pull_interval = float(fed["grid_pull_interval"])
     seed = int(cfg["seed"])
-    np.random.seed(seed)  # Flower's DP noise and SecAgg+ neighbour shuffles use the global RNGs
-    random.seed(seed)
     privacy = PrivacySettings.from_cfg(cfg)
+    seed_sampling(privacy, seed)
     n_users, n_items = federation_shape(cfg)
     timeout = float(fed["round_timeout"])
     node_ids = wait_for_nodes(grid, n_users, float(fed.get("wait_for_nodes") or timeout))

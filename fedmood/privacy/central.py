@@ -83,6 +83,7 @@ class PrivacyLedger:
             "delta": NAN,
             "epsilon_flower": NAN,
             "accountant": s.accountant if s.any_dp else "",
+            "noise_source": s.noise_source_name if s.any_dp else "",
             "target_epsilon": s.target_epsilon if s.target_epsilon is not None else NAN,
         }
         if s.central_dp.enabled:

@@ -6,6 +6,11 @@ noise (``DPOptimizer``), batches drawn by Poisson sampling at rate ``q = 1 / ste
 Opacus's ``DPDataLoader`` draws them (here by indexing tensors, without a DataLoader). The
 accountant's history (noise, rate, steps) is stored in ``context.state`` after each round and
 restored before the next, so ε composes over the whole run, not per round.
+
+Both random parts of the mechanism, the gradient noise and the Poisson sampling, come from a
+:class:`fedmood.privacy.noise.NoiseSource` (OS entropy), not from a seeded generator: Opacus's own
+``secure_mode`` needs the unmaintained ``torchcsprng``, so :class:`SecureDPOptimizer` overrides the
+one method that draws noise.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from flwr.app import ConfigRecord, RecordDict
 from opacus import GradSampleModule
 from opacus.accountants import RDPAccountant, create_accountant
 from opacus.optimizers import DPOptimizer
+from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
 from opacus.validators import ModuleValidator
 from torch import nn
 
 from fedmood.privacy.accounting import noise_for_epsilon
+from fedmood.privacy.noise import NoiseSource, SecureNoise
 from fedmood.training import Batches, steps_per_epoch
 
 HISTORY_KEY = "dpsgd-accountant"  # context.state record with the accountant's history
@@ -47,10 +54,25 @@ def sample_rate(n_rows: int, batch_size: int) -> float:
     return 1.0 / steps_per_epoch(n_rows, batch_size)
 
 
-def poisson_batches(data: Batches, rate: float, steps: int, generator: torch.Generator) -> Iterator[Batches]:
+def poisson_batches(data: Batches, rate: float, steps: int, source: NoiseSource) -> Iterator[Batches]:
     """``steps`` batches, each row in each batch independently with probability ``rate``."""
     for _ in range(steps):
-        yield data.take((torch.rand(len(data), generator=generator) < rate).nonzero().squeeze(1))
+        yield data.take(torch.from_numpy(source.bernoulli_mask(len(data), rate).nonzero()[0]))
+
+
+class SecureDPOptimizer(DPOptimizer):
+    """Opacus's ``DPOptimizer`` whose Gaussian noise comes from a :class:`NoiseSource`."""
+
+    def __init__(self, *args, noise_source: NoiseSource, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.noise_source = noise_source
+
+    def add_noise(self) -> None:
+        std = self.noise_multiplier * self.max_grad_norm
+        for p in self.params:
+            _check_processed_flag(p.summed_grad)
+            p.grad = (p.summed_grad + self.noise_source.torch_normal(p.summed_grad, std)).view_as(p)
+            _mark_as_processed(p.summed_grad)
 
 
 def load_history(state: RecordDict) -> list[tuple[float, float, int]]:
@@ -77,14 +99,15 @@ class PrivateTraining:
     """The Opacus-wrapped model and optimiser of one round, and the device's accountant."""
 
     model: GradSampleModule
-    optimizer: DPOptimizer
+    optimizer: SecureDPOptimizer
     accountant: object
     sample_rate: float
     noise_multiplier: float
 
-    def batches(self, data: Batches, epochs: int, generator: torch.Generator) -> Iterator[Batches]:
-        """Poisson batches for ``epochs`` epochs."""
-        return poisson_batches(data, self.sample_rate, epochs * round(1 / self.sample_rate), generator)
+    def batches(self, data: Batches, epochs: int) -> Iterator[Batches]:
+        """Poisson batches for ``epochs`` epochs (sampled from the optimiser's noise source)."""
+        steps = epochs * round(1 / self.sample_rate)
+        return poisson_batches(data, self.sample_rate, steps, self.optimizer.noise_source)
 
     def epsilon(self, delta: float) -> float:
         """Record-level ε of everything this device has trained so far."""
@@ -150,9 +173,12 @@ def make_private(
     max_grad_norm: float,
     history: list[tuple[float, float, int]],
     method: str = "rdp",
-    generator: torch.Generator | None = None,
+    noise: NoiseSource | None = None,
 ) -> PrivateTraining:
-    """Wrap ``model``/``optimizer`` for DP-SGD, with an accountant that continues ``history``."""
+    """Wrap ``model``/``optimizer`` for DP-SGD, with an accountant that continues ``history``.
+
+    ``noise`` draws the gradient noise and the Poisson batches (default: OS entropy).
+    """
     errors = ModuleValidator.validate(model, strict=False)
     if errors:
         raise ValueError(f"model is not compatible with Opacus DP-SGD: {errors}")
@@ -160,13 +186,13 @@ def make_private(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Full backward hook ... module outputs" for integer inputs
         gsm = GradSampleModule(model)
-    dp_opt = DPOptimizer(
+    dp_opt = SecureDPOptimizer(
         optimizer,
         noise_multiplier=noise_multiplier,
         max_grad_norm=max_grad_norm,
         expected_batch_size=max(1, round(n_rows * rate)),
         loss_reduction="mean",
-        generator=generator,
+        noise_source=noise if noise is not None else SecureNoise(),
     )
     accountant = create_accountant(method)
     accountant.history = list(history)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from fedmood.privacy.noise import NoiseSource, noise_source
+
 MECHANISMS = ("none", "secagg", "central_dp", "central_dp_secagg", "dpsgd")
 
 
@@ -88,8 +90,10 @@ class PrivacySettings:
     central_dp: CentralDpSettings = CentralDpSettings()
     dpsgd: DpSgdSettings = DpSgdSettings()
     target_epsilon: float | None = None  # derive the noise multiplier for this epsilon
-    delta: float | None = None  # None: 1/N (users for central DP, the client's rows for DP-SGD)
+    delta: float | None = None  # None: min(1/N^1.1, 1e-5) (N: users, or the client's rows for DP-SGD)
     accountant: str = "rdp"  # Opacus accountant: rdp | prv
+    insecure_replayable_noise: bool = False  # TESTS ONLY: noise from the config seed (voids the guarantee)
+    seed: int = 0  # the run's seed: used for the noise only when insecure_replayable_noise is on
 
     @classmethod
     def from_cfg(cls, cfg: dict) -> PrivacySettings:
@@ -104,6 +108,8 @@ class PrivacySettings:
                 target_epsilon=p.get("target_epsilon"),
                 delta=p.get("delta"),
                 accountant=p.get("accountant", "rdp"),
+                insecure_replayable_noise=bool(p.get("insecure_replayable_noise", False)),
+                seed=int(cfg.get("seed", 0)),
             )
         except TypeError as err:  # an unknown key in one of the sub-tables
             raise PrivacyConfigError("privacy", str(err)) from err
@@ -116,8 +122,9 @@ class PrivacySettings:
 
     @property
     def uniform_weights(self) -> bool:
-        """Central DP averages clipped updates with equal weights (the noise is calibrated so)."""
-        return self.central_dp.enabled
+        """Under DP every client reports weight 1: central DP's noise is calibrated for equal weights,
+        and a DP-SGD device's row count would tell the server whether a record was added."""
+        return self.any_dp
 
     def validate(self) -> None:
         """Refuse combinations that cannot run (names the offending field)."""
@@ -152,5 +159,19 @@ class PrivacySettings:
             raise PrivacyConfigError("delta", f"must lie in (0, 1), got {self.delta}")
 
     def delta_for(self, population: int) -> float:
-        """δ: the configured value, or 1/N for a population of N (users or records)."""
-        return float(self.delta) if self.delta is not None else 1.0 / max(int(population), 1)
+        """δ: the configured value, or min(1/N^1.1, 1e-5) for a population of N (users or records).
+
+        δ must be well below 1/N: a mechanism that publishes one random member's data in full is
+        (0, 1/N)-DP.
+        """
+        if self.delta is not None:
+            return float(self.delta)
+        return min(1.0 / max(int(population), 1) ** 1.1, 1e-5)
+
+    def noise(self, stream: str) -> NoiseSource:
+        """The source of the DP noise draw named ``stream``: OS entropy, or (tests only) replayable."""
+        return noise_source(self.seed if self.insecure_replayable_noise else None, stream)
+
+    @property
+    def noise_source_name(self) -> str:
+        return self.noise("").name
