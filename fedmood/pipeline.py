@@ -7,6 +7,7 @@ experiment entry point (``experiments/mood.py``) and the benchmark call :func:`r
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,11 @@ from fedmood.clustering import agreement, assign, centres_from_clients, kmodes_c
 from fedmood.data.fragments import N_CODES
 from fedmood.data.local import LocalData, data_shape, load_all_local_data
 from fedmood.data.ratings import stack
+from fedmood.federated.device_report import merge_reports, read_reports
 from fedmood.federated.server_app import FederatedRun
 from fedmood.models import EmbeddingDotBias
 from fedmood.plotting import mse_curves
+from fedmood.privacy.settings import PrivacySettings
 from fedmood.results import ResultsWriter
 from fedmood.suggest import describe_centre, top_items
 from fedmood.training import (
@@ -90,10 +93,16 @@ def run_centralised(cfg: dict, devices: list[LocalData], progress: bool = True) 
     return run
 
 
-def run_federated_simulation(cfg: dict, client_mods: list | None = None) -> FederatedRun:
+def run_federated_simulation(
+    cfg: dict, client_mods: list | None = None, reports_dir: str | Path | None = None, wrap_grid=None
+) -> FederatedRun:
     """The Flower run: one simulated SuperNode per user, ``run_simulation`` on Ray.
 
-    ``client_mods`` wrap every client message (e.g. the privacy audit mod).
+    ``client_mods`` wrap every client message (e.g. the privacy audit mod); ``wrap_grid(grid)``
+    wraps the ServerApp's grid (e.g. to record what the server sees). Under a privacy mechanism
+    the devices keep their metrics in their own reports (:mod:`fedmood.federated.device_report`):
+    the experiment, which plays every user, reads them from ``reports_dir`` (a temporary folder
+    if not given) into the run's history.
     """
     from fedmood.federated.client_app import build_client_app
     from fedmood.federated.server_app import build_server_app
@@ -101,14 +110,30 @@ def run_federated_simulation(cfg: dict, client_mods: list | None = None) -> Fede
 
     fed = cfg["federation"]
     logging.getLogger("flwr").setLevel(fed["flower_log_level"])
-    out: dict[str, FederatedRun] = {}
-    server = build_server_app(lambda _ctx: cfg, lambda run, _cfg: out.setdefault("run", run))
-    client = build_client_app(lambda _ctx: cfg, client_mods)
-    n_users, _ = data_shape(cfg["data"], int(cfg["seed"]))
-    simulate(server, client, n_users, fed["client_num_cpus"], fed["backend_num_cpus"])
-    if "run" not in out:
-        raise RuntimeError("the federated run ended without a result (see the Flower log above)")
-    return out["run"]
+    protected = PrivacySettings.from_cfg(cfg).protected
+    with tempfile.TemporaryDirectory(prefix="fedmood-reports-") as tmp:
+        if protected:
+            folder = Path(reports_dir) if reports_dir is not None else Path(tmp)
+            cfg = {**cfg, "federation": {**fed, "device_reports": str(folder)}}
+        out: dict[str, FederatedRun] = {}
+        server = build_server_app(lambda _ctx: cfg, lambda run, _cfg: out.setdefault("run", run), wrap_grid)
+        client = build_client_app(lambda _ctx: cfg, client_mods)
+        n_users, _ = data_shape(cfg["data"], int(cfg["seed"]))
+        simulate(server, client, n_users, fed["client_num_cpus"], fed["backend_num_cpus"])
+        if "run" not in out:
+            raise RuntimeError("the federated run ended without a result (see the Flower log above)")
+        run = out["run"]
+        if protected:
+            apply_device_reports(run, read_reports(cfg["federation"]["device_reports"]))
+    return run
+
+
+def apply_device_reports(run: FederatedRun, reports: dict) -> None:
+    """The run's history, personalisation, suggestions and DP-SGD ε from the devices' own reports."""
+    found = merge_reports(run.rounds, reports)
+    run.personalisation, run.suggestions = found["personalisation"], found["suggestions"]
+    if found["dpsgd"]:
+        run.privacy.update(found["dpsgd"])
 
 
 def metrics_table(model: str, rounds: list[dict]) -> pd.DataFrame:

@@ -65,12 +65,16 @@ def _aggregate_with_val_sums(records: list[RecordDict], weighting_key: str) -> M
 
 
 class DeferredEvalFedAvg(FedAvg):
-    """FedAvg that evaluates round r's model during round r+1's training (see module doc)."""
+    """FedAvg that evaluates round r's model during round r+1's training (see module doc).
 
-    def __init__(self, num_rounds: int, **kwargs) -> None:
+    ``final_evaluate=False`` skips the evaluate phase after the last round too (under a privacy
+    mechanism the devices keep their evaluation in their own reports).
+    """
+
+    def __init__(self, num_rounds: int, final_evaluate: bool = True, **kwargs) -> None:
         kwargs.setdefault("train_metrics_aggr_fn", _aggregate_with_val_sums)
         super().__init__(**kwargs)
-        self.num_rounds = num_rounds
+        self.num_rounds, self.final_evaluate = num_rounds, final_evaluate
 
     def configure_train(self, server_round: int, arrays, config: ConfigRecord, grid: Grid):
         config = ConfigRecord(dict(config))
@@ -78,7 +82,7 @@ class DeferredEvalFedAvg(FedAvg):
         return super().configure_train(server_round, arrays, config, grid)
 
     def configure_evaluate(self, server_round: int, arrays, config: ConfigRecord, grid: Grid):
-        if server_round < self.num_rounds:
+        if server_round < self.num_rounds or not self.final_evaluate:
             return []
         return super().configure_evaluate(server_round, arrays, config, grid)
 

@@ -1,10 +1,15 @@
-"""SecAgg+ glue: Flower's ``SecAggPlusWorkflow`` from fedmood's settings, and a range check.
+"""SecAgg+ glue: Flower's ``SecAggPlusWorkflow`` from fedmood's settings, a range check, exact sums.
 
 SecAgg+ scales each client's parameters by ``weight / max_weight``, *silently clips* every value
 to ``[-clipping_range, clipping_range]`` and quantises it. A clipped value would corrupt the
 aggregate without any sign, so the client checks before masking (:func:`check_secagg_range`) and
 fails loudly instead; the server refuses ranges that would overflow the masked sum
 (:meth:`fedmood.privacy.settings.SecAggSettings.check`).
+
+Integers travel exactly: :func:`to_grid` writes an integer vector as values that lie on SecAgg+'s
+quantisation grid (a client sending them with weight ``max_weight`` is quantised without rounding),
+and :func:`from_grid` turns the unmasked average of ``n`` such vectors back into their exact integer
+sum. The federated k-modes counts and the distributed-DP noise shares use it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,36 @@ from flwr.server.workflow import SecAggPlusWorkflow
 
 class SecAggRangeError(ValueError):
     """A value SecAgg+ would clip or overflow."""
+
+
+def grid_step(settings) -> float:
+    """The value of one quantisation level: ``2 * clipping_range / quantization_range``."""
+    return 2.0 * float(settings.clipping_range) / int(settings.quantization_range)
+
+
+def grid_levels(settings) -> int:
+    """The largest integer magnitude :func:`to_grid` can send (half the quantisation range)."""
+    return int(settings.quantization_range) // 2
+
+
+def to_grid(values: np.ndarray, settings, what: str = "value") -> np.ndarray:
+    """Integers ``values`` as floats on SecAgg+'s grid (to be sent with weight ``max_weight``).
+
+    Raises :class:`SecAggRangeError` for an integer beyond the grid (SecAgg+ would clip it).
+    """
+    values = np.asarray(values)
+    peak = int(np.abs(values).max(initial=0))
+    if peak >= grid_levels(settings):
+        raise SecAggRangeError(
+            f"{what}: an integer of magnitude {peak} does not fit SecAgg+'s grid of +-{grid_levels(settings)} "
+            "levels; raise privacy.secagg.clipping_range together with quantization_range"
+        )
+    return values.astype(np.float64) * grid_step(settings)
+
+
+def from_grid(average: np.ndarray, n_clients: int, settings) -> np.ndarray:
+    """The exact integer sum of ``n_clients`` :func:`to_grid` vectors from SecAgg+'s unmasked average."""
+    return np.rint(np.asarray(average, dtype=np.float64) * n_clients / grid_step(settings)).astype(np.int64)
 
 
 def _count(value: float) -> int | float:

@@ -34,6 +34,15 @@ class ClientRoundError(RuntimeError):
     """A round in which a client raised or did not reply."""
 
 
+def failure_text(failure) -> str:
+    """The gist of a legacy round failure: the client's own exception message, not Ray's traceback."""
+    error = failure.args[0] if isinstance(failure, BaseException) and failure.args else failure
+    text = str(getattr(error, "reason", error))
+    if "Message: " in text:
+        text = text.rsplit("Message: ", 1)[1]
+    return text.strip().rstrip("'>\\").strip()[:300]
+
+
 def check_replies(phase: str, server_round: int, sent: int, replies: Iterable[Message]) -> list[Message]:
     """The replies as a list; raises :class:`ClientRoundError` on any error or missing reply."""
     replies = list(replies)
@@ -112,14 +121,23 @@ class FailLoudly(Strategy):
 
 
 class FailLoudlyLegacy(LegacyStrategy):
-    """Legacy strategy wrapper (SecAgg+ path): strict failure checks and a per-round callback."""
+    """Legacy strategy wrapper (SecAgg+ path): strict failure checks (or a minimum of clients in the
+    aggregate, else the model is kept) and a per-round callback. :attr:`last_round` is the last
+    round whose results reached ``aggregate_fit`` (SecAgg+ never calls it when it halts)."""
 
-    def __init__(self, strategy: LegacyStrategy, on_aggregate: OnAggregate | None = None, strict: bool = True) -> None:
-        self.strategy, self.on_aggregate, self.strict = strategy, on_aggregate, strict
+    def __init__(
+        self,
+        strategy: LegacyStrategy,
+        on_aggregate: OnAggregate | None = None,
+        strict: bool = True,
+        min_replies: int = 0,
+    ) -> None:
+        self.strategy, self.on_aggregate, self.strict, self.min_replies = strategy, on_aggregate, strict, min_replies
+        self.last_round = 0
 
     def _check(self, phase: str, server_round: int, failures: list) -> None:
         if self.strict and failures:
-            raise ClientRoundError(f"{phase} round {server_round}: {len(failures)} clients failed: {failures[0]!r}")
+            raise ClientRoundError(f"{phase} round {server_round}: a client failed: {failure_text(failures[0])}")
 
     def initialize_parameters(self, client_manager):
         return self.strategy.initialize_parameters(client_manager)
@@ -128,7 +146,18 @@ class FailLoudlyLegacy(LegacyStrategy):
         return self.strategy.configure_fit(server_round, parameters, client_manager)
 
     def aggregate_fit(self, server_round, results, failures):
+        self.last_round = server_round
         self._check("fit", server_round, failures)
+        if len(results) < self.min_replies:
+            log.warning(
+                "fit round %s: %d clients in the aggregate, %d needed: the model is kept",
+                server_round,
+                len(results),
+                self.min_replies,
+            )
+            if self.on_aggregate is not None:
+                self.on_aggregate(server_round, None, {}, len(results))
+            return None, {}
         params, metrics = self.strategy.aggregate_fit(server_round, results, failures)
         if self.on_aggregate is not None:
             self.on_aggregate(server_round, params, metrics, len(results))

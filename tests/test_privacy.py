@@ -19,8 +19,8 @@ from fedmood.privacy import dpsgd
 from fedmood.privacy.accounting import RoundAccountant, noise_for_epsilon, user_level_epsilon
 from fedmood.privacy.audit import audit_violations
 from fedmood.privacy.settings import PrivacyConfigError, PrivacySettings, SecAggSettings
-from strategies.audit import make_audit_mod
 from strategies.central_dp import flower_accountant
+from strategies.mods.audit import make_audit_mod
 from strategies.secagg import SecAggRangeError, check_secagg_range
 from tests.conftest import make_context, make_message
 
@@ -225,3 +225,70 @@ def test_audit_finds_a_leaked_user_embedding(small_cfg, tmp_path):
     line = json.loads((clean / "node-0.jsonl").read_text())
     assert set(line["sent"]["arrays"]["arrays"]) == {"item_factors.weight", "item_bias.weight"}
     assert torch.tensor(line["device"]["user_factors.weight"]).numel() == small_cfg["model"]["n_factors"]
+
+
+def test_dp_runs_refuse_federated_clustering_statistics(small_cfg):
+    cfg = _with_privacy(small_cfg, preset="central_dp")
+    assert PrivacySettings.from_cfg(cfg).centres(cfg["data"]) == "public"  # auto: public under DP
+    cfg["data"] = dict(cfg["data"], centres="federated")
+    with pytest.raises(PrivacyConfigError, match=r"field 'data\.centres'.*outside the DP guarantee"):
+        PrivacySettings.from_cfg(cfg)
+    plain = dict(small_cfg, data=dict(small_cfg["data"], centres="federated"))
+    assert PrivacySettings.from_cfg(plain).centres(plain["data"]) == "federated"
+
+
+def test_integers_travel_exactly_through_secaggs_quantisation():
+    """to_grid/from_grid through Flower's own quantise, modular sum and dequantise (the workflow's maths)."""
+    from flwr.common.secure_aggregation.quantization import dequantize, quantize
+
+    from strategies.secagg import from_grid, to_grid
+
+    s = SecAggSettings()
+    rng = np.random.default_rng(1)
+    clients = [rng.integers(-(2**20), 2**20, size=(7, 3)) for _ in range(9)]
+    q = [quantize([to_grid(c, s)], s.clipping_range, s.quantization_range)[0].astype(np.int64) for c in clients]
+    total = sum(q) % s.modulus_range
+    average = (dequantize([total], s.clipping_range, s.quantization_range)[0] - 8 * (len(clients) - 1)) / len(clients)
+    assert np.array_equal(from_grid(average, len(clients), s), sum(clients))
+    with pytest.raises(SecAggRangeError, match="does not fit"):
+        to_grid(np.array([2**21]), s)
+    with pytest.raises(PrivacyConfigError, match="power of two"):
+        SecAggSettings(clipping_range=10.0).check(10)
+
+
+def test_device_reports_give_the_pooled_errors_and_the_largest_epsilon(tmp_path):
+    from fedmood.federated.device_report import add_to_report, merge_reports, read_reports
+
+    cfg = {"federation": {"device_reports": str(tmp_path)}}
+    for user, (rows, mse) in enumerate([(10, 0.2), (30, 0.1)]):
+        for rnd in (1, 2):
+            entry = {"train_mse": mse, "train-rows": rows, "dpsgd-epsilon": rnd + user, "dpsgd-delta": 1e-5}
+            if rnd == 2:
+                entry.update({"val-sse": mse * rows / 4, "val-n": rows / 4})
+            add_to_report(cfg, user, "round", {**entry, "dpsgd-noise": 1.0, "round": rnd})
+            report = read_reports(tmp_path)[user]["round"][-1]
+            assert report["train_mse"] == mse
+        add_to_report(cfg, user, "evaluation", {"round": 3, "val_sse": 1.0 + user, "val_n": 10.0})
+    rows = [{"round": 1}, {"round": 2}]
+    found = merge_reports(rows, read_reports(tmp_path))
+    assert rows[0]["train_mse"] == pytest.approx((10 * 0.2 + 30 * 0.1) / 40)
+    assert rows[0]["val_mse"] == pytest.approx((0.2 * 2.5 + 0.1 * 7.5) / 10)  # round 1's model, evaluated in round 2
+    assert rows[1]["val_mse"] == pytest.approx(3.0 / 20)  # the final evaluation
+    assert rows[0]["epsilon"] == 2 and rows[1]["epsilon"] == 3
+    assert found["dpsgd"] == {"epsilon": 3, "epsilon_mean": 2.5, "delta": 1e-5, "noise_multiplier": 1.0}
+
+
+def test_audit_refuses_per_client_metrics_under_a_privacy_mechanism(small_cfg, tmp_path):
+    """The stricter rule can fail: a SecAgg+ run whose device also sends its training error is caught."""
+    cfg = _with_privacy(small_cfg, preset="dpsgd")
+    audit = make_audit_mod(tmp_path)
+
+    def leaky(msg, ctx, call_next):
+        reply = call_next(msg, ctx)
+        reply.content["metrics"]["train_mse"] = 0.1
+        return reply
+
+    app = build_client_app(lambda _c: cfg, mods=[audit, leaky])
+    app(_train_msg(cfg), make_context(0, 6))
+    report = audit_violations(tmp_path, cfg, n_items=4)
+    assert any("'metrics.train_mse' = 0.1 is per-client under a privacy mechanism" in v for v in report.violations)

@@ -7,6 +7,7 @@ from flwr.app import Error
 from flwr.common.constant import ErrorCode
 
 from fedmood.data.generator import GeneratorConfig, write_day_logs
+from fedmood.data.public import public_centres
 from fedmood.federated.device import centres_config, local_round
 from fedmood.federated.run_config import compose_config
 from fedmood.federated.server_app import initial_item_arrays
@@ -14,7 +15,8 @@ from fedmood.models import GLOBAL_KEYS
 from fedmood.pipeline import run_federated_simulation
 from fedmood.privacy.audit import audit_violations
 from fedmood.privacy.settings import SecAggSettings
-from strategies.audit import make_audit_mod
+from strategies.mods.audit import make_audit_mod
+from strategies.strict import ClientRoundError
 from tests.conftest import make_context, run_experiment
 
 pytestmark = pytest.mark.flower
@@ -67,6 +69,11 @@ def test_secagg_aggregate_equals_fedavg_within_quantisation_error(small_logs, tm
     for key in GLOBAL_KEYS:
         diff = np.abs(secure.item_state[key] - plain.item_state[key]).max()
         assert 0 < diff <= bound, (key, diff, bound)  # masked and quantised, yet the same average
+    # the k-modes count tables travelled as exact secure sums: the same items as in the clear
+    assert np.array_equal(secure.centres, plain.centres) and secure.cluster_iterations == plain.cluster_iterations
+    # the server saw no metric; the devices' reports give the same errors it would have aggregated
+    for key in ("train_mse", "val_mse"):
+        assert secure.rounds[0][key] == pytest.approx(plain.rounds[0][key], abs=1e-4), key
 
 
 def _drop_after_key_sharing(dropped):
@@ -83,13 +90,25 @@ def _drop_after_key_sharing(dropped):
 
 def test_secagg_round_completes_when_30_percent_drop_out_after_sharing_keys(ten_users, tmp_path):
     dropped = {2, 5, 8}
-    cfg = _cfg(ten_users, tmp_path, "secagg", "training.epochs=1", "federation.strict=false")
+    extra = ("training.epochs=1", "federation.strict=false", "federation.min_replies=7")
+    cfg = _cfg(ten_users, tmp_path, "secagg", *extra)
     run = run_federated_simulation(cfg, client_mods=[_drop_after_key_sharing(dropped)])
     assert run.rounds[0]["clients"] == 7
     survivors = [u for u in range(10) if u not in dropped]
     expected, weights = _fedavg_of(cfg, run, survivors)
     for key in GLOBAL_KEYS:  # the dropped clients' masks were removed: the sum of the survivors only
         assert np.abs(run.item_state[key] - expected[key]).max() <= _quantisation_bound(weights)
+
+
+def test_a_client_that_fails_under_secagg_fails_the_run(small_logs, tmp_path):
+    def fail_one(msg, ctx, call_next):
+        stage = msg.content.config_records.get("secaggplus_configs", {}).get("stage", "")
+        if stage == "collect_masked_vectors" and int(ctx.node_config["partition-id"]) == 3:
+            raise RuntimeError("device 3 broke")
+        return call_next(msg, ctx)
+
+    with pytest.raises(ClientRoundError, match=r"5 of 6 nodes contributed.*a node failed: device 3 broke$"):
+        run_federated_simulation(_cfg(small_logs, tmp_path, "secagg", "training.epochs=1"), client_mods=[fail_one])
 
 
 @pytest.mark.parametrize("mechanism", ["none", "secagg", "central_dp", "central_dp_secagg", "dpsgd"])
@@ -102,10 +121,16 @@ def test_privacy_audit_no_message_carries_user_data(small_logs, tmp_path, mechan
     assert report.by_type.get("train", 0) >= 6 * 2 and report.by_type.get("query", 0) >= 6
     if "secagg" in mechanism:
         # per client and round: the two item arrays and the weight, masked; no plain array at all
-        assert report.masked_vectors == 6 * 2 * 3 and report.plain_item_arrays == 0
+        # secagg: the k-modes statistics are secure sums too (histograms, then counts); under DP the
+        # items come from public diaries: no device statistic at all
+        clustering = 6 * 3 + 6 * 2 * run.cluster_iterations if mechanism == "secagg" else 0
+        assert report.masked_vectors == 6 * 2 * 3 + clustering and report.plain_item_arrays == 0
     else:
         assert report.plain_item_arrays == 6 * 2 * 2
     p = run.privacy
+    if mechanism not in ("none", "secagg"):  # DP: items from the public diaries, no device statistic
+        assert run.cluster_iterations == 0
+        assert np.array_equal(run.centres, public_centres(N_ITEMS, 20, cfg["data"]["cache_dir"]))
     if mechanism.startswith("central_dp"):
         assert p["dp_level"] == "user" and np.isfinite(p["epsilon"]) and p["delta"] == 1e-5
     if mechanism == "central_dp":  # Flower's own accountant applies here and agrees

@@ -27,18 +27,21 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import adaptiveclipping_mod, fixedclipping_mod
 
 from fedmood.federated.device import (
+    CLUSTERING_STAGES,
     clustering_statistics,
     device_data,
     local_evaluation,
     local_round,
     personalise_on_device,
+    report_or_send,
     suggestions,
 )
 from fedmood.federated.run_config import config_from_context
 from fedmood.models import GLOBAL_KEYS
 from fedmood.privacy.settings import PrivacySettings
-from strategies.faults import hold_mod
-from strategies.secagg import check_secagg_range
+from strategies.mods.faults import hold_mod
+from strategies.mods.secagg_weight import hide_secagg_weight_mod
+from strategies.secagg import check_secagg_range, to_grid
 
 ConfigFn = Callable[[Context], dict]
 
@@ -51,7 +54,7 @@ def train_on_device(msg: Message, context: Context, cfg: dict) -> Message:
     """Message-API adapter of :func:`local_round`."""
     update = local_round(cfg, context, _items(msg.content["arrays"]), msg.content["config"])
     arrays = ArrayRecord({k: Array(np.ascontiguousarray(update.items[k])) for k in GLOBAL_KEYS})
-    metrics = MetricRecord({**update.metrics, "num-examples": update.weight})
+    metrics = MetricRecord({**update.to_server, "num-examples": update.weight})
     return Message(RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)
 
 
@@ -62,16 +65,31 @@ def evaluate_on_device(msg: Message, context: Context, cfg: dict) -> Message:
 
 
 def query_on_device(msg: Message, context: Context, cfg: dict) -> Message:
-    """Federated k-modes statistics; after training, personalisation; for the demo users, their suggestions."""
+    """Federated k-modes statistics; after training, the final evaluation (under a privacy mechanism),
+    personalisation, and for the demo users their suggestions (the last three go to the device's
+    report instead of the server under a privacy mechanism: :func:`report_or_send`)."""
     config = msg.content["config"]
-    if config["stage"] == "personalise":
+    stage, user = config["stage"], device_data(cfg, context).user
+    rnd = int(config.get("server-round", 0))
+    if stage == "evaluate":
+        mse, n = local_evaluation(cfg, context, _items(msg.content["arrays"]), config)
+        out = report_or_send(cfg, context, user, "evaluation", {"val_sse": mse * n, "val_n": float(n)}, rnd)
+        return Message(RecordDict({"metrics": MetricRecord(out)} if out else {}), reply_to=msg)
+    if stage == "personalise":
         result = personalise_on_device(cfg, context, _items(msg.content["arrays"]), config)
-        return Message(RecordDict({"personalisation": MetricRecord(result)}), reply_to=msg)
-    if config["stage"] == "suggest":
-        if device_data(cfg, context).user not in list(config["users"]):
+        out = report_or_send(cfg, context, user, "personalisation", result, rnd)
+        return Message(RecordDict({"personalisation": MetricRecord(out)} if out else {}), reply_to=msg)
+    if stage == "suggest":
+        if user not in list(config["users"]):
             return Message(RecordDict({}), reply_to=msg)
         top = suggestions(cfg, context, _items(msg.content["arrays"]), config)
-        return Message(RecordDict({"suggestions": ConfigRecord(top)}), reply_to=msg)
+        top = report_or_send(cfg, context, user, "suggestions", top, rnd)
+        return Message(RecordDict({"suggestions": ConfigRecord(top)} if top else {}), reply_to=msg)
+    if PrivacySettings.from_cfg(cfg).protected:
+        raise PermissionError(
+            f"clustering statistics ('{stage}') are sent in the clear only without a privacy mechanism; "
+            "under SecAgg+ they travel as a secure sum, under DP the centres are public"
+        )
     stats = clustering_statistics(cfg, context, config)
     return Message(RecordDict({"stats": ArrayRecord({k: Array(v) for k, v in stats.items()})}), reply_to=msg)
 
@@ -84,21 +102,20 @@ class LegacyMoodClient(NumPyClient):
         self.privacy = PrivacySettings.from_cfg(cfg)
 
     def fit(self, parameters: list[np.ndarray], config: dict):
+        settings = self.privacy.secagg
+        if config.get("stage") in CLUSTERING_STAGES:  # a secure sum of the federated k-modes counts
+            stats = clustering_statistics(self.cfg, self.device_context, config)
+            return [to_grid(v, settings, f"clustering '{k}'") for k, v in stats.items()], int(settings.max_weight), {}
         received = dict(zip(GLOBAL_KEYS, parameters, strict=True))
         update = local_round(self.cfg, self.device_context, received, config)
         out = [update.items[k] for k in GLOBAL_KEYS]
-        check_secagg_range(GLOBAL_KEYS, out, parameters, update.weight, self.privacy.secagg)
-        return out, int(update.weight), update.metrics
-
-    def evaluate(self, parameters: list[np.ndarray], config: dict):
-        received = dict(zip(GLOBAL_KEYS, parameters, strict=True))
-        mse, n = local_evaluation(self.cfg, self.device_context, received, config)
-        return mse, n, {"val_mse": mse}
+        check_secagg_range(GLOBAL_KEYS, out, parameters, update.weight, settings)
+        return out, int(update.weight), update.to_server
 
 
 def legacy_client_app(cfg_fn: ConfigFn, privacy: PrivacySettings) -> ClientApp:
-    """The SecAgg+ client: ``secaggplus_mod`` outermost, clipping (central DP) innermost."""
-    mods = [secaggplus_mod] + ([legacy_fixedclipping_mod] if privacy.central_dp.enabled else [])
+    """The SecAgg+ client: the weight hidden outermost, then ``secaggplus_mod``, clipping (central DP) innermost."""
+    mods = [hide_secagg_weight_mod, secaggplus_mod] + ([legacy_fixedclipping_mod] if privacy.central_dp.enabled else [])
     return ClientApp(client_fn=lambda ctx: LegacyMoodClient(cfg_fn(ctx), ctx).to_client(), mods=mods)
 
 
@@ -113,7 +130,7 @@ def train_mods(privacy: PrivacySettings) -> list:
 def build_client_app(cfg_fn: ConfigFn, mods: list | None = None) -> ClientApp:
     """The ClientApp; ``cfg_fn(context)`` gives the experiment config (closure or run config).
 
-    ``mods`` wrap every message (e.g. :func:`strategies.audit.audit_mod`).
+    ``mods`` wrap every message (e.g. :func:`strategies.mods.audit.audit_mod`).
     """
     app = ClientApp(mods=mods or [])
 

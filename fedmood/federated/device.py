@@ -29,6 +29,7 @@ from fedmood.data.device_store import (
 from fedmood.data.fragments import N_CODES
 from fedmood.data.local import LocalData, load_local_data
 from fedmood.data.store import EncryptedStore
+from fedmood.federated.device_report import add_to_report
 from fedmood.models import GLOBAL_KEYS, LOCAL_KEYS, EmbeddingDotBias
 from fedmood.privacy import dpsgd
 from fedmood.privacy.settings import PrivacySettings
@@ -149,6 +150,15 @@ def persist_user_state(cfg: dict, context: Context, config: Mapping, name: str |
         save_user_state(store, str(config[RUN_KEY]), int(config["server-round"]), arrays)
 
 
+def report_or_send(cfg: dict, context: Context, user: int, kind: str, entry: dict, server_round: int = 0) -> dict:
+    """``entry`` for the reply to the server when the run has no privacy mechanism; under one, it
+    goes to the device's own report instead and nothing is sent (:mod:`fedmood.federated.device_report`)."""
+    if not PrivacySettings.from_cfg(cfg).protected:
+        return entry
+    add_to_report(cfg, user, kind, {"round": server_round, **entry}, store=device_store(cfg, context))
+    return {}
+
+
 def centres_config(centres: np.ndarray) -> dict:
     """Cluster centres as config values (bytes, so they fit legacy configs too)."""
     return {"centres": np.ascontiguousarray(centres, dtype=np.int64).tobytes(), "n-slots": int(centres.shape[1])}
@@ -189,11 +199,16 @@ def split_batches(rows, split: str) -> Batches:
 
 @dataclass
 class LocalUpdate:
-    """What a training round sends back: item parameters, the FedAvg weight, aggregate metrics."""
+    """What a training round produces: item parameters, the FedAvg weight, this device's metrics.
+
+    ``to_server`` is what of the metrics goes to the server: all of them without a privacy
+    mechanism; none under one (they are in the device's report, :func:`report_or_send`).
+    """
 
     items: dict[str, np.ndarray]
     weight: float
     metrics: dict[str, float] = field(default_factory=dict)
+    to_server: dict[str, float] = field(default_factory=dict)
 
 
 def local_round(cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping) -> LocalUpdate:
@@ -269,7 +284,8 @@ def local_round(cfg: dict, context: Context, items: Mapping[str, np.ndarray], co
     metrics[TRAIN_ROWS] = float(len(train))
     metrics[CLIENT_SECONDS] = time.perf_counter() - t_start
     weight = 1.0 if privacy.uniform_weights else float(len(train))
-    return LocalUpdate({k: state[k].numpy() for k in GLOBAL_KEYS}, weight, metrics)
+    to_server = report_or_send(cfg, context, data.user, "round", metrics, rnd)
+    return LocalUpdate({k: state[k].numpy() for k in GLOBAL_KEYS}, weight, metrics, to_server)
 
 
 def local_evaluation(
@@ -302,8 +318,13 @@ def suggestions(cfg: dict, context: Context, items: Mapping[str, np.ndarray], co
     }
 
 
+#: Federated k-modes stages and the statistics each returns, in this order.
+CLUSTERING_STAGES = {"histograms": ("marginals", "dominant"), "counts": ("counts",)}
+
+
 def clustering_statistics(cfg: dict, context: Context, config: Mapping) -> dict[str, np.ndarray]:
-    """Federated k-modes statistics of this user's fragments (never the fragments themselves)."""
+    """Federated k-modes statistics of this user's fragments (never the fragments themselves),
+    in the order of :data:`CLUSTERING_STAGES`."""
     data = device_data(cfg, context)
     if data.fragments is None:
         raise ValueError("this device holds a ratings table, not fragments: nothing to cluster")

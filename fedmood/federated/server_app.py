@@ -34,6 +34,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordD
 from flwr.serverapp import Grid, ServerApp
 
 from fedmood.clustering import initial_centres, modes_from_counts
+from fedmood.data.public import public_centres
 from fedmood.federated.checkpoint import (
     CheckpointError,
     ServerCheckpoint,
@@ -42,7 +43,7 @@ from fedmood.federated.checkpoint import (
     new_run_key,
     save_checkpoint,
 )
-from fedmood.federated.device import RUN_KEY, centres_config
+from fedmood.federated.device import CLUSTERING_STAGES, RUN_KEY, centres_config
 from fedmood.federated.run_config import config_from_context
 from fedmood.models import GLOBAL_KEYS, EmbeddingDotBias
 from fedmood.privacy.central import PrivacyLedger
@@ -58,8 +59,8 @@ from strategies.deferred_eval import (
     validation_history,
 )
 from strategies.resume import ResumeAt
-from strategies.secagg import secagg_workflow
-from strategies.strict import FailLoudly, FailLoudlyLegacy, check_replies, successful_replies
+from strategies.secure_rounds import SecureRounds, secure_sum
+from strategies.strict import ClientRoundError, FailLoudly, FailLoudlyLegacy, check_replies, successful_replies
 
 log = logging.getLogger("fedmood")
 
@@ -102,18 +103,38 @@ def query_all(
     return [r.content for r in replies]
 
 
-def federated_clustering(
-    grid: Grid, node_ids: list[int], k: int, max_iter: int, seed: int, timeout: float, min_replies: int | None = None
-) -> tuple[np.ndarray, int]:
-    """Federated k-modes over the nodes' fragments; returns ``(centres, iterations)``."""
-    stats = query_all(grid, node_ids, ConfigRecord({"stage": "histograms"}), timeout, min_replies=min_replies)
-    marg = sum(r["stats"]["marginals"].numpy() for r in stats)
-    dominant = sum(r["stats"]["dominant"].numpy() for r in stats)
-    centres = initial_centres(marg, dominant, k, seed)
+#: ``collect(config)``: the sums over the nodes of each statistic a clustering stage asks for.
+Collect = Callable[[dict], dict[str, np.ndarray]]
+
+
+def plain_collect(grid: Grid, node_ids: list[int], timeout: float, min_replies: int | None) -> Collect:
+    """Clustering statistics sent in the clear (no privacy mechanism), summed by the server."""
+
+    def collect(config: dict) -> dict[str, np.ndarray]:
+        replies = query_all(grid, node_ids, ConfigRecord(config), timeout, min_replies=min_replies)
+        return {key: sum(r["stats"][key].numpy() for r in replies) for key in CLUSTERING_STAGES[config["stage"]]}
+
+    return collect
+
+
+def secure_collect(rounds: SecureRounds, settings, n_nodes: int, min_replies: int | None) -> Collect:
+    """Clustering statistics as SecAgg+ secure sums: the server learns only the totals."""
+    tags = iter(range(-1, -10**6, -1))  # SecAgg+ round numbers of the clustering rounds
+
+    def collect(config: dict) -> dict[str, np.ndarray]:
+        minimum = n_nodes if min_replies is None else min_replies
+        sums = secure_sum(rounds, config, settings, n_nodes, minimum, min_replies is None, next(tags))
+        return dict(zip(CLUSTERING_STAGES[config["stage"]], sums, strict=True))
+
+    return collect
+
+
+def federated_clustering(collect: Collect, k: int, max_iter: int, seed: int) -> tuple[np.ndarray, int]:
+    """Federated k-modes over the nodes' fragments (statistics from ``collect``); ``(centres, iterations)``."""
+    stats = collect({"stage": "histograms"})
+    centres = initial_centres(stats["marginals"], stats["dominant"], k, seed)
     for it in range(1, max_iter + 1):
-        cfg = ConfigRecord({"stage": "counts", **centres_config(centres)})
-        replies = query_all(grid, node_ids, cfg, timeout, min_replies=min_replies)
-        counts = sum(r["stats"]["counts"].numpy() for r in replies)
+        counts = collect({"stage": "counts", **centres_config(centres)})["counts"]
         new = modes_from_counts(counts, centres)
         log.info("clustering iteration %d: %d centres moved", it, int((new != centres).any(axis=1).sum()))
         if np.array_equal(new, centres):
@@ -188,13 +209,11 @@ class RoundLog:
         self.epsilon[rnd] = self.ledger.epsilon()
         val = metrics.get(VAL_SSE, float("nan")) / max(metrics.get(VAL_N, 0.0), 1.0)
         eps = f" eps={self.epsilon[rnd]:.3f}" if np.isfinite(self.epsilon[rnd]) else ""
-        print(
-            f"[federated] round {rnd}/{self.num_rounds} clients={n_results} "
-            f"train_mse={metrics.get('train_mse', float('nan')):.4f}"
-            + (f" val_mse(round {rnd - 1})={val:.4f}" if rnd > 1 else "")
-            + eps,
-            flush=True,
-        )
+        shown = ""  # under a privacy mechanism the server has no metrics (they are in the devices' reports)
+        if "train_mse" in metrics:
+            shown = f" train_mse={metrics['train_mse']:.4f}"
+            shown += f" val_mse(round {rnd - 1})={val:.4f}" if rnd > 1 else ""
+        print(f"[federated] round {rnd}/{self.num_rounds} clients={n_results}{shown}{eps}", flush=True)
         if self.on_round is not None and self.arrays is not None:
             self.on_round(rnd, self.arrays)
 
@@ -253,6 +272,7 @@ def _train_message_api(
     needed, to_sample, to_wait_for = node_minimums(cfg, ledger.per_round, n_users)
     inner = DeferredEvalFedAvg(
         num_rounds=log_.num_rounds,
+        final_evaluate=not privacy.protected,
         fraction_train=ledger.sample_rate,
         fraction_evaluate=1.0,
         min_train_nodes=to_sample,
@@ -287,46 +307,42 @@ def _train_message_api(
 
 
 def _train_secagg(
-    grid: Grid, context: Context, cfg: dict, log_: RoundLog, n_users: int, n_items: int, train_config: dict
+    rounds: SecureRounds, cfg: dict, log_: RoundLog, n_users: int, initial: ArrayRecord, train_config: dict
 ) -> tuple[ArrayRecord, dict | None]:
-    """FedAvg rounds under Flower's SecAgg+ workflow (legacy API), with client-side clipping DP if asked."""
-    from flwr.common import ndarrays_to_parameters
-    from flwr.server import LegacyContext, ServerConfig
-    from flwr.server.workflow import DefaultWorkflow
+    """FedAvg rounds under Flower's SecAgg+ (legacy API), with client-side clipping DP if asked.
 
-    fed, ledger = cfg["federation"], log_.ledger
+    The server learns each round's weighted sum of the item parameters only (and with central DP
+    adds the noise to it); every client's metrics stay in its own report.
+    """
+    ledger = log_.ledger
     privacy = ledger.settings
-    initial = initial_item_arrays(cfg, n_items)
     needed, to_sample, to_wait_for = node_minimums(cfg, ledger.per_round, n_users)
     inner = DeferredEvalLegacyFedAvg(
         log_.num_rounds,
         fit_config=train_config,
         fraction_fit=ledger.sample_rate,
         min_fit_clients=to_sample,
-        fraction_evaluate=1.0,
-        min_evaluate_clients=to_wait_for,
+        fraction_evaluate=0.0,
         min_available_clients=to_wait_for,
-        initial_parameters=ndarrays_to_parameters([initial[k].numpy() for k in GLOBAL_KEYS]),
-        evaluate_fn=log_.stamp,
         accept_failures=True,
     )
     strategy = inner
     if privacy.central_dp.enabled:
-        strategy = ClientClippedCentralNoise(
-            inner, ledger.noise_multiplier, privacy.central_dp.clipping_norm, privacy.noise
-        )
-    strategy = FailLoudlyLegacy(strategy, on_aggregate=log_.on_aggregate, strict=needed is None)
-    ctx = LegacyContext(
-        context=context,
-        config=ServerConfig(num_rounds=log_.num_rounds, round_timeout=float(fed["round_timeout"])),
-        strategy=strategy,
+        clip = privacy.central_dp.clipping_norm
+        strategy = ClientClippedCentralNoise(inner, ledger.noise_multiplier, clip, privacy.noise)
+    strategy = FailLoudlyLegacy(
+        strategy, on_aggregate=log_.on_aggregate, strict=needed is None, min_replies=needed or 0
     )
-    DefaultWorkflow(fit_workflow=secagg_workflow(privacy.secagg, ledger.per_round))(grid, ctx)
-    final_arrays = ctx.state.array_records["parameters"].to_numpy_ndarrays()
-    arrays = ArrayRecord({k: Array(np.asarray(v)) for k, v in zip(GLOBAL_KEYS, final_arrays, strict=True)})
-    evals = ctx.history.metrics_distributed.get("val_mse", [])
-    final = {"val_mse": float(evals[-1][1])} if evals and evals[-1][0] == log_.num_rounds else None
-    return arrays, final
+    params = [initial[k].numpy() for k in GLOBAL_KEYS]
+    log_.stamp(0)
+    for rnd in range(1, log_.num_rounds + 1):
+        params = rounds.run(strategy, rnd, params)
+        if strategy.last_round != rnd:  # SecAgg+ halted before unmasking: too few clients took part
+            if needed is None:
+                raise ClientRoundError(f"train round {rnd}: SecAgg+ halted (fewer clients than its threshold)")
+            log_.on_aggregate(rnd, None, {}, 0)
+        log_.stamp(rnd)
+    return ArrayRecord({k: Array(np.asarray(v)) for k, v in zip(GLOBAL_KEYS, params, strict=True)}), None
 
 
 def federation_shape(cfg: dict) -> tuple[int, int]:
@@ -384,26 +400,58 @@ def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> Fede
     fed = cfg["federation"]
     if hasattr(grid, "pull_interval"):  # simulation's in-memory grid polls for replies
         grid.pull_interval = float(fed["grid_pull_interval"])
-    seed = int(cfg["seed"])
     privacy = PrivacySettings.from_cfg(cfg)
-    seed_sampling(privacy, seed)
+    seed_sampling(privacy, int(cfg["seed"]))
     n_users, n_items = federation_shape(cfg)
-    timeout = float(fed["round_timeout"])
-    node_ids = wait_for_nodes(grid, n_users, float(fed.get("wait_for_nodes") or timeout))
-    num_rounds = int(fed["num_rounds"])
-    ledger = PrivacyLedger(privacy, n_users, fed.get("clients_per_round"), num_rounds)
+    node_ids = wait_for_nodes(grid, n_users, float(fed.get("wait_for_nodes") or fed["round_timeout"]))
+    ledger = PrivacyLedger(privacy, n_users, fed.get("clients_per_round"), int(fed["num_rounds"]))
+    ckpt = resume_checkpoint(cfg, privacy)
+    if not privacy.secagg.enabled:
+        return _run(grid, cfg, ledger, ckpt, node_ids, n_users, n_items, None)
+    if context is None:
+        raise ValueError("SecAgg+ runs need the ServerApp's Context (legacy workflow)")
+    privacy.secagg.check(max(ledger.per_round, n_users))  # the clustering's secure sums hold every user
+    with SecureRounds(grid, context, privacy.secagg, ledger.per_round) as rounds:
+        return _run(grid, cfg, ledger, ckpt, node_ids, n_users, n_items, rounds)
+
+
+def _activity_items(
+    grid: Grid, cfg: dict, privacy: PrivacySettings, node_ids: list[int], n_users: int, n_items: int, rounds
+) -> tuple[np.ndarray, int]:
+    """The cluster centres: public under DP, else federated k-modes (as secure sums under SecAgg+)."""
+    data, needed = cfg["data"], replies_needed(cfg, int(cfg["federation"].get("clients_per_round") or n_users))
+    if privacy.centres(data) == "public":
+        print("[federated] activity items from the public reference diaries (no device statistics)", flush=True)
+        return public_centres(n_items, int(data["cluster_max_iter"]), str(data["cache_dir"])), 0
+    if rounds is not None:
+        collect = secure_collect(rounds, privacy.secagg, n_users, needed)
+    else:
+        collect = plain_collect(grid, node_ids, float(cfg["federation"]["round_timeout"]), needed)
+    return federated_clustering(collect, n_items, int(data["cluster_max_iter"]), int(cfg["seed"]))
+
+
+def _run(
+    grid: Grid,
+    cfg: dict,
+    ledger: PrivacyLedger,
+    ckpt: ServerCheckpoint | None,
+    node_ids: list[int],
+    n_users: int,
+    n_items: int,
+    rounds: SecureRounds | None,
+) -> FederatedRun:
+    """Clustering, training, then the after-training queries; ``rounds`` drives SecAgg+ when it is on."""
+    fed, privacy = cfg["federation"], ledger.settings
+    timeout, num_rounds = float(fed["round_timeout"]), int(fed["num_rounds"])
     needed = replies_needed(cfg, ledger.per_round)
     run = FederatedRun()
-    ckpt = resume_checkpoint(cfg, privacy)
     train_config: dict = {}
     if ckpt is not None:
         run.centres, run.cluster_iterations, run.resumed_from = ckpt.centres, ckpt.cluster_iterations, ckpt.round
         print(f"[federated] resuming after round {ckpt.round} from {fed['checkpoint']}", flush=True)
     elif cfg["data"]["source"] != "ratings":
         t0 = time.perf_counter()
-        run.centres, run.cluster_iterations = federated_clustering(
-            grid, node_ids, n_items, int(cfg["data"]["cluster_max_iter"]), seed, timeout, needed
-        )
+        run.centres, run.cluster_iterations = _activity_items(grid, cfg, privacy, node_ids, n_users, n_items, rounds)
         run.cluster_seconds = time.perf_counter() - t0
     if run.centres is not None:
         train_config = centres_config(run.centres)
@@ -418,23 +466,21 @@ def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> Fede
         extra = {"centres": run.centres, "cluster_iterations": run.cluster_iterations, "history": log_.state()}
         save_checkpoint(fed["checkpoint"], ServerCheckpoint.capture(rnd, run_key, fingerprint, state, **extra))
 
-    checkpointing = bool(fed.get("checkpoint")) and not privacy.secagg.enabled
+    checkpointing = bool(fed.get("checkpoint")) and rounds is None
     log_ = RoundLog(num_rounds, ledger, on_round=write_checkpoint if checkpointing else None)
-    if privacy.secagg.enabled:
-        if context is None:
-            raise ValueError("SecAgg+ runs need the ServerApp's Context (legacy workflow)")
-        arrays, final = _train_secagg(grid, context, cfg, log_, n_users, n_items, train_config)
+    if ckpt is not None:
+        log_.restore(ckpt.history, ckpt.round)
+        ckpt.restore_generators()
+        initial = ArrayRecord({k: Array(np.asarray(v)) for k, v in ckpt.arrays.items()})
     else:
-        if ckpt is not None:
-            log_.restore(ckpt.history, ckpt.round)
-            ckpt.restore_generators()
-            initial = ArrayRecord({k: Array(np.asarray(v)) for k, v in ckpt.arrays.items()})
-        else:
-            initial = initial_item_arrays(cfg, n_items)
+        initial = initial_item_arrays(cfg, n_items)
+    if rounds is not None:
+        arrays, final = _train_secagg(rounds, cfg, log_, n_users, initial, train_config)
+    else:
         arrays, final = _train_message_api(grid, cfg, log_, n_users, initial, train_config)
     run.rounds = log_.rows(final)
     run.privacy = ledger.summary()
-    if privacy.any_dp or privacy.secagg.enabled:
+    if privacy.protected:
         p = run.privacy
         print(
             f"[privacy] {p['mechanism']}: epsilon={p['epsilon']:.4g} delta={p['delta']:.3g} "
@@ -445,10 +491,13 @@ def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> Fede
     after = {**train_config, "server-round": num_rounds + 1}  # device state: the one after the last round
     if needed is not None:  # nodes may have failed or come back during training
         node_ids = sorted(grid.get_node_ids())
+    if privacy.protected:  # the final model's evaluation: into each device's own report
+        query_all(grid, node_ids, ConfigRecord({"stage": "evaluate", **after}), timeout, arrays, needed)
     if (cfg.get("personalise") or {}).get("enabled", False):
         query = ConfigRecord({"stage": "personalise", **after})
         replies = query_all(grid, node_ids, query, timeout, arrays=arrays, min_replies=needed)
-        run.personalisation = sorted((dict(r["personalisation"]) for r in replies), key=lambda r: r["user"])
+        reports = (dict(r["personalisation"]) for r in replies if "personalisation" in r)
+        run.personalisation = sorted(reports, key=lambda r: r["user"])
     demo_users = list(range(min(int(cfg["suggest_users"]), n_users)))
     if demo_users:
         query = ConfigRecord({"stage": "suggest", "users": demo_users, "n": int(cfg["n_suggestions"]), **after})
@@ -458,14 +507,21 @@ def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> Fede
     return run
 
 
-def build_server_app(cfg_fn: Callable[[Context], dict], on_done: Callable[[FederatedRun, dict], None]) -> ServerApp:
-    """A ServerApp that runs :func:`run_federated` and hands the outcome to ``on_done``."""
+def build_server_app(
+    cfg_fn: Callable[[Context], dict],
+    on_done: Callable[[FederatedRun, dict], None],
+    wrap_grid: Callable[[Grid], Grid] | None = None,
+) -> ServerApp:
+    """A ServerApp that runs :func:`run_federated` and hands the outcome to ``on_done``.
+
+    ``wrap_grid`` wraps the grid first (e.g. :class:`fedmood.privacy.attacks.server_view.RecordingGrid`).
+    """
     app = ServerApp()
 
     @app.main()
     def _main(grid: Grid, context: Context) -> None:
         cfg = cfg_fn(context)
-        on_done(run_federated(grid, cfg, context), cfg)
+        on_done(run_federated(wrap_grid(grid) if wrap_grid else grid, cfg, context), cfg)
 
     return app
 

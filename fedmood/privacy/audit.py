@@ -1,8 +1,13 @@
-"""Check the message log of :func:`strategies.audit.make_audit_mod` against what each device holds.
+"""Check the message log of :func:`strategies.mods.audit.make_audit_mod` against what each device holds.
 
 :func:`audit_violations` proves, message by message, that nothing a client sent carries its user
 embedding, a raw fragment, a mood label or a rating: only item parameters of the expected shapes
 (masked under SecAgg+), aggregate statistics and the SecAgg+ protocol's own keys and shares.
+
+Under a privacy mechanism it holds the run to a stricter rule: nothing per client but the
+protected model leaves a device. No metric (only a FedAvg weight of exactly 1), no clustering
+statistic in the clear, no personalisation report, no suggestion, no plain ``num_examples``; under
+SecAgg+ not a single plain array.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from flwr.common import bytes_to_ndarray
 
 from fedmood.data.local import load_local_data
 from fedmood.models import GLOBAL_KEYS
-from strategies.audit import as_array, decode_bytes
+from fedmood.privacy.settings import PrivacySettings
+from strategies.mods.audit import as_array, decode_bytes
 
 #: Names of the aggregate metrics a client may report.
 AGGREGATE_METRICS = {
@@ -90,10 +96,30 @@ def _numbers(value) -> list[float]:
     return [float(value)] if isinstance(value, (int, float)) else []
 
 
+def _protected_violations(where: str, sent: dict, secagg: bool) -> list[str]:
+    """What a device under a privacy mechanism must not send: anything per client but the model."""
+    out = []
+    for name, rec in sent.items():
+        if name == "error":
+            continue
+        if name in ("stats", "personalisation", "suggestions"):
+            out.append(f"{where}: '{name}' sent in the clear under a privacy mechanism")
+        elif rec["kind"] == "arrays" and secagg and any(a["values"] for a in rec["arrays"].values()):
+            out.append(f"{where}: plain array record '{name}' under SecAgg+")
+        elif name in ("metrics", "fitres.num_examples"):
+            for key, val in rec["values"].items():
+                if key not in ("num-examples", "num_examples") or float(val) != 1.0:
+                    out.append(f"{where}: '{name}.{key}' = {val!r} is per-client under a privacy mechanism")
+        elif name == "fitres.metrics" and rec["values"]:
+            out.append(f"{where}: fit metrics {sorted(rec['values'])} sent under a privacy mechanism")
+    return out
+
+
 def audit_violations(
     folder: str | Path, cfg: dict, n_items: int, quantization_range: int = 2**22, allow_suggestions: bool = False
 ) -> AuditReport:
     """Audit every logged message in ``folder`` (one ``node-<partition>.jsonl`` per device)."""
+    privacy = PrivacySettings.from_cfg(cfg)
     report = AuditReport()
     k = int(cfg["model"]["n_factors"])
     item_shapes = {(n_items, k), (n_items, 1)}
@@ -106,6 +132,8 @@ def audit_violations(
             row_counts = {len(data.ratings), len(data.train), len(data.val)}
             report.messages += 1
             report.by_type[entry["message_type"]] = report.by_type.get(entry["message_type"], 0) + 1
+            if privacy.protected:
+                report.violations += _protected_violations(where, entry["sent"], privacy.secagg.enabled)
             sent_numbers: list[np.ndarray] = []
             for name, rec in entry["sent"].items():
                 if name == "error":

@@ -56,6 +56,13 @@ class SecAggSettings:
             )
         if n_sampled < 3:
             raise PrivacyConfigError("secagg.enabled", f"SecAgg+ needs at least 3 clients per round, got {n_sampled}")
+        step = 2 * self.clipping_range / self.quantization_range
+        if math.frexp(step)[0] != 0.5 or not float(self.clipping_range / step).is_integer():
+            raise PrivacyConfigError(
+                "secagg.clipping_range",
+                f"2 x clipping_range / quantization_range = {step:g} must be a power of two (with clipping_range "
+                "a whole number of steps), so that integer sums (clustering counts, noise shares) are exact",
+            )
 
 
 @dataclass(frozen=True)
@@ -114,11 +121,18 @@ class PrivacySettings:
         except TypeError as err:  # an unknown key in one of the sub-tables
             raise PrivacyConfigError("privacy", str(err)) from err
         settings.validate()
+        settings.centres(cfg.get("data") or {})
         return settings
 
     @property
     def any_dp(self) -> bool:
         return self.central_dp.enabled or self.dpsgd.enabled
+
+    @property
+    def protected(self) -> bool:
+        """Any mechanism at all: then only the protected model leaves a device; its metrics, ε,
+        personalisation and suggestions go to its own report (:mod:`fedmood.federated.device_report`)."""
+        return self.secagg.enabled or self.any_dp
 
     @property
     def uniform_weights(self) -> bool:
@@ -157,6 +171,22 @@ class PrivacySettings:
             raise PrivacyConfigError("target_epsilon", f"must be positive, got {self.target_epsilon}")
         if self.delta is not None and not 0 < self.delta < 1:
             raise PrivacyConfigError("delta", f"must lie in (0, 1), got {self.delta}")
+
+    def centres(self, data_cfg: dict) -> str:
+        """Where the activity items come from: ``federated`` or ``public`` (``data.centres``, ``auto``
+        resolved: public under DP, whose ε does not cover federated clustering statistics)."""
+        mode = str(data_cfg.get("centres") or "auto")
+        if mode not in ("auto", "federated", "public"):
+            raise PrivacyConfigError("data.centres", f"must be auto, federated or public, got {mode!r}")
+        if mode == "auto":
+            return "public" if self.any_dp else "federated"
+        if mode == "federated" and self.any_dp:
+            raise PrivacyConfigError(
+                "data.centres",
+                f"federated clustering under {self.mechanism}: the devices' count tables would be released "
+                "outside the DP guarantee; use data.centres=public (items from public reference diaries)",
+            )
+        return mode
 
     def delta_for(self, population: int) -> float:
         """δ: the configured value, or min(1/N^1.1, 1e-5) for a population of N (users or records).

@@ -58,9 +58,10 @@ def make_audit_mod(folder: str | Path):
     folder.mkdir(parents=True, exist_ok=True)
 
     def audit_mod(msg: Message, context: Context, call_next) -> Message:
-        stage = ""  # read first: SecAgg+'s mod consumes the stage key of the instruction
-        for rec in msg.content.config_records.values():
-            stage = str(rec["stage"]) if "stage" in rec else stage
+        records = msg.content.config_records  # read first: SecAgg+'s mod consumes the stage key of the instruction
+        stage = ""  # the SecAgg+ protocol stage if there is one, else the application's
+        for name in sorted(records, key=lambda n: n == "secaggplus_configs"):
+            stage = str(records[name]["stage"]) if "stage" in records[name] else stage
         reply = call_next(msg, context)
         device = {}
         if LOCAL_STATE_KEY in context.state:
