@@ -15,10 +15,11 @@ draws it from a :class:`fedmood.privacy.noise.NoiseSource` instead:
   clipping), subclassed only where they draw noise (``_add_noise_to_aggregated_arrays`` and the
   adaptive clipped-count's ``_noisy_fraction``). With fixed clipping and every client in every
   round, Flower's ``RdpAccountant`` can be attached (``flower_accountant``).
-* Legacy API (with SecAgg+): :class:`ClientClippedCentralNoise`, the server side of client-side
+* Legacy API (with SecAgg+): :class:`ClientClippedSum`, the server side of client-side
   fixed clipping (``flwr.client.mod.fixedclipping_mod`` clips on the device). Flower's legacy
   wrapper draws from the global generator and silently drops every round with a dropout; this one
-  calibrates the noise to the clients whose updates the sum holds.
+  calibrates the noise to the clients whose updates the sum holds (and adds none for distributed
+  DP, whose devices add it).
 """
 
 from __future__ import annotations
@@ -113,13 +114,14 @@ def wrap_central_dp(
     return wrapped
 
 
-class ClientClippedCentralNoise(LegacyStrategy):
-    """Legacy-API central DP with client-side fixed clipping (the SecAgg+ path).
+class ClientClippedSum(LegacyStrategy):
+    """Legacy-API DP with client-side fixed clipping (the SecAgg+ path).
 
     ``configure_fit`` sends the clipping norm (``fixedclipping_mod`` clips each update on the
-    device); ``aggregate_fit`` averages the clipped models (equal weights) and adds Gaussian noise
-    of standard deviation ``z * clip / n`` with ``n`` the clients in the aggregate, drawn from
-    ``noise_for``.
+    device); ``aggregate_fit`` averages the clipped models (equal weights) and, for central DP
+    (``noise_multiplier > 0``), adds Gaussian noise of standard deviation ``z * clip / n`` with ``n``
+    the clients in the aggregate, drawn from ``noise_for``. For distributed DP the multiplier is 0:
+    the devices added the noise before SecAgg+ (:mod:`strategies.mods.distributed_dp`).
     """
 
     def __init__(
@@ -145,7 +147,7 @@ class ClientClippedCentralNoise(LegacyStrategy):
 
     def aggregate_fit(self, server_round, results, failures):
         params, metrics = self.strategy.aggregate_fit(server_round, results, failures)
-        if params is None or not results:
+        if params is None or not results or self.noise_multiplier == 0:
             return params, metrics
         stdv = compute_stdv(self.noise_multiplier, self.clipping_norm, len(results))
         source = self.noise_for(f"central/round-{server_round}")

@@ -24,11 +24,6 @@ class SecAggRangeError(ValueError):
     """A value SecAgg+ would clip or overflow."""
 
 
-def grid_step(settings) -> float:
-    """The value of one quantisation level: ``2 * clipping_range / quantization_range``."""
-    return 2.0 * float(settings.clipping_range) / int(settings.quantization_range)
-
-
 def grid_levels(settings) -> int:
     """The largest integer magnitude :func:`to_grid` can send (half the quantisation range)."""
     return int(settings.quantization_range) // 2
@@ -46,12 +41,12 @@ def to_grid(values: np.ndarray, settings, what: str = "value") -> np.ndarray:
             f"{what}: an integer of magnitude {peak} does not fit SecAgg+'s grid of +-{grid_levels(settings)} "
             "levels; raise privacy.secagg.clipping_range together with quantization_range"
         )
-    return values.astype(np.float64) * grid_step(settings)
+    return values.astype(np.float64) * settings.grid_step
 
 
 def from_grid(average: np.ndarray, n_clients: int, settings) -> np.ndarray:
     """The exact integer sum of ``n_clients`` :func:`to_grid` vectors from SecAgg+'s unmasked average."""
-    return np.rint(np.asarray(average, dtype=np.float64) * n_clients / grid_step(settings)).astype(np.int64)
+    return np.rint(np.asarray(average, dtype=np.float64) * n_clients / settings.grid_step).astype(np.int64)
 
 
 def _count(value: float) -> int | float:

@@ -12,7 +12,7 @@ from fedmood.federated.device import centres_config, local_round
 from fedmood.federated.server_app import initial_item_arrays
 from fedmood.privacy.noise import ReplayableNoise, SecureNoise
 from fedmood.privacy.settings import PrivacySettings
-from strategies.central_dp import ClientClippedCentralNoise, SecureServerSideFixedClipping
+from strategies.central_dp import ClientClippedSum, SecureServerSideFixedClipping
 from tests.conftest import make_context, make_message
 from tests.test_privacy import CENTRES, _with_privacy
 
@@ -110,7 +110,7 @@ def test_legacy_central_noise_is_calibrated_to_the_clients_in_the_sum():
         def __init__(self, x):
             self.parameters = ndarrays_to_parameters([x])
 
-    strategy = ClientClippedCentralNoise(Mean(), 2.0, 1.0, noise_for=PrivacySettings().noise)
+    strategy = ClientClippedSum(Mean(), 2.0, 1.0, noise_for=PrivacySettings().noise)
     for n in (4, 8):
         results = [(None, Res(np.zeros(40_000, np.float64)))] * n
         params, _ = strategy.aggregate_fit(1, results, [])

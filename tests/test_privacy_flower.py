@@ -111,7 +111,7 @@ def test_a_client_that_fails_under_secagg_fails_the_run(small_logs, tmp_path):
         run_federated_simulation(_cfg(small_logs, tmp_path, "secagg", "training.epochs=1"), client_mods=[fail_one])
 
 
-@pytest.mark.parametrize("mechanism", ["none", "secagg", "central_dp", "central_dp_secagg", "dpsgd"])
+@pytest.mark.parametrize("mechanism", ["none", "secagg", "central_dp", "central_dp_secagg", "distributed_dp", "dpsgd"])
 def test_privacy_audit_no_message_carries_user_data(small_logs, tmp_path, mechanism):
     cfg = _cfg(small_logs, tmp_path, mechanism)
     audit_dir = tmp_path / "audit"
@@ -119,7 +119,7 @@ def test_privacy_audit_no_message_carries_user_data(small_logs, tmp_path, mechan
     report = audit_violations(audit_dir, cfg, N_ITEMS)
     assert report.violations == []
     assert report.by_type.get("train", 0) >= 6 * 2 and report.by_type.get("query", 0) >= 6
-    if "secagg" in mechanism:
+    if mechanism in ("secagg", "central_dp_secagg", "distributed_dp"):
         # per client and round: the two item arrays and the weight, masked; no plain array at all
         # secagg: the k-modes statistics are secure sums too (histograms, then counts); under DP the
         # items come from public diaries: no device statistic at all
@@ -131,7 +131,7 @@ def test_privacy_audit_no_message_carries_user_data(small_logs, tmp_path, mechan
     if mechanism not in ("none", "secagg"):  # DP: items from the public diaries, no device statistic
         assert run.cluster_iterations == 0
         assert np.array_equal(run.centres, public_centres(N_ITEMS, 20, cfg["data"]["cache_dir"]))
-    if mechanism.startswith("central_dp"):
+    if mechanism.startswith("central_dp") or mechanism == "distributed_dp":
         assert p["dp_level"] == "user" and np.isfinite(p["epsilon"]) and p["delta"] == 1e-5
     if mechanism == "central_dp":  # Flower's own accountant applies here and agrees
         assert p["epsilon"] == pytest.approx(p["epsilon_flower"], rel=1e-6)

@@ -39,6 +39,7 @@ from fedmood.federated.device import (
 from fedmood.federated.run_config import config_from_context
 from fedmood.models import GLOBAL_KEYS
 from fedmood.privacy.settings import PrivacySettings
+from strategies.mods.distributed_dp import make_distributed_noise_mod
 from strategies.mods.faults import hold_mod
 from strategies.mods.secagg_weight import hide_secagg_weight_mod
 from strategies.secagg import check_secagg_range, to_grid
@@ -114,8 +115,13 @@ class LegacyMoodClient(NumPyClient):
 
 
 def legacy_client_app(cfg_fn: ConfigFn, privacy: PrivacySettings) -> ClientApp:
-    """The SecAgg+ client: the weight hidden outermost, then ``secaggplus_mod``, clipping (central DP) innermost."""
-    mods = [hide_secagg_weight_mod, secaggplus_mod] + ([legacy_fixedclipping_mod] if privacy.central_dp.enabled else [])
+    """The SecAgg+ client. Mods, outermost first: the weight hidden, ``secaggplus_mod``, the distributed
+    DP noise share, clipping (central or distributed DP). A reply passes them innermost first."""
+    mods = [hide_secagg_weight_mod, secaggplus_mod]
+    if privacy.distributed_dp.enabled:
+        mods.append(make_distributed_noise_mod(cfg_fn))
+    if privacy.central_dp.enabled or privacy.distributed_dp.enabled:
+        mods.append(legacy_fixedclipping_mod)
     return ClientApp(client_fn=lambda ctx: LegacyMoodClient(cfg_fn(ctx), ctx).to_client(), mods=mods)
 
 

@@ -48,7 +48,7 @@ from fedmood.federated.run_config import config_from_context
 from fedmood.models import GLOBAL_KEYS, EmbeddingDotBias
 from fedmood.privacy.central import PrivacyLedger
 from fedmood.privacy.settings import PrivacySettings
-from strategies.central_dp import ClientClippedCentralNoise, flower_accountant, wrap_central_dp
+from strategies.central_dp import ClientClippedSum, flower_accountant, wrap_central_dp
 from strategies.deferred_eval import (
     CLIENT_SECONDS,
     FIT_SECONDS,
@@ -204,7 +204,7 @@ class RoundLog:
         metrics = dict(metrics or {})
         self.train[rnd], self.clients[rnd] = metrics, n_results
         if arrays is not None:
-            self.ledger.released(metrics)
+            self.ledger.released(metrics, n_results)
             self.arrays = arrays
         self.epsilon[rnd] = self.ledger.epsilon()
         val = metrics.get(VAL_SSE, float("nan")) / max(metrics.get(VAL_N, 0.0), 1.0)
@@ -327,9 +327,11 @@ def _train_secagg(
         accept_failures=True,
     )
     strategy = inner
-    if privacy.central_dp.enabled:
+    if privacy.central_dp.enabled:  # the server adds the noise to the sum it unmasked
         clip = privacy.central_dp.clipping_norm
-        strategy = ClientClippedCentralNoise(inner, ledger.noise_multiplier, clip, privacy.noise)
+        strategy = ClientClippedSum(inner, ledger.noise_multiplier, clip, privacy.noise)
+    elif privacy.distributed_dp.enabled:  # the sum arrives noised: the devices added their shares
+        strategy = ClientClippedSum(inner, 0.0, privacy.distributed_dp.clipping_norm, privacy.noise)
     strategy = FailLoudlyLegacy(
         strategy, on_aggregate=log_.on_aggregate, strict=needed is None, min_replies=needed or 0
     )
@@ -404,7 +406,8 @@ def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> Fede
     seed_sampling(privacy, int(cfg["seed"]))
     n_users, n_items = federation_shape(cfg)
     node_ids = wait_for_nodes(grid, n_users, float(fed.get("wait_for_nodes") or fed["round_timeout"]))
-    ledger = PrivacyLedger(privacy, n_users, fed.get("clients_per_round"), int(fed["num_rounds"]))
+    dim = n_items * (int(cfg["model"]["n_factors"]) + 1)  # coordinates of the shared item parameters
+    ledger = PrivacyLedger(privacy, n_users, fed.get("clients_per_round"), int(fed["num_rounds"]), fed, dim)
     ckpt = resume_checkpoint(cfg, privacy)
     if not privacy.secagg.enabled:
         return _run(grid, cfg, ledger, ckpt, node_ids, n_users, n_items, None)

@@ -39,10 +39,13 @@ class RoundAccountant:
     def rounds(self) -> int:
         return sum(steps for _, _, steps in self._acc.history)
 
-    def step(self, rounds: int = 1) -> None:
-        """Compose ``rounds`` more releases."""
+    def step(self, rounds: int = 1, noise_multiplier: float | None = None) -> None:
+        """Compose ``rounds`` more releases (at ``noise_multiplier`` if given: a round's realised noise)."""
+        z = self.noise_multiplier if noise_multiplier is None else noise_multiplier
+        if z <= 0:
+            raise ValueError(f"a release without noise has no finite epsilon (noise multiplier {z})")
         for _ in range(rounds):
-            self._acc.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
+            self._acc.step(noise_multiplier=z, sample_rate=self.sample_rate)
 
     def epsilon(self) -> float:
         """ε at :attr:`delta` after the releases so far (0 before the first)."""

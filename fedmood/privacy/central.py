@@ -3,14 +3,17 @@
 :class:`PrivacyLedger` turns the settings into the numbers a run needs (clients per round, the
 noise multiplier, possibly derived from a target ε), steps the user-level accountant once per
 released aggregate, and summarises the privacy spent: user-level (ε, δ) for central DP, checked
-against Flower's own accountant where that applies; the clients' record-level ε (max and mean)
-for DP-SGD.
+against Flower's own accountant where that applies; for distributed DP, against the server (no
+amplification by sampling), each round at the noise multiplier that the shares it actually summed
+give (:func:`fedmood.privacy.distributed.effective_noise_multiplier`); the clients' record-level ε
+(max and mean, from their own reports) for DP-SGD.
 """
 
 from __future__ import annotations
 
 import math
 
+from fedmood.privacy import distributed
 from fedmood.privacy.accounting import RoundAccountant, noise_for_epsilon
 from fedmood.privacy.settings import PrivacySettings
 
@@ -20,7 +23,17 @@ NAN = float("nan")
 class PrivacyLedger:
     """Privacy bookkeeping of one federated run on ``n_users`` clients."""
 
-    def __init__(self, settings: PrivacySettings, n_users: int, clients_per_round: int | None, num_rounds: int):
+    def __init__(
+        self,
+        settings: PrivacySettings,
+        n_users: int,
+        clients_per_round: int | None,
+        num_rounds: int,
+        fed: dict | None = None,
+        dim: int = 0,
+    ):
+        """``fed`` (the federation config) and ``dim`` (coordinates of the shared model) are needed
+        for distributed DP: the fewest shares a round may sum, and the rounding in the sensitivity."""
         self.settings, self.n_users, self.num_rounds = settings, n_users, num_rounds
         self.per_round = int(clients_per_round or n_users)
         if not 0 < self.per_round <= n_users:
@@ -31,7 +44,14 @@ class PrivacyLedger:
         self.noise_multiplier = NAN
         self.accountant: RoundAccountant | None = None
         self.flower: object | None = None  # Flower's RdpAccountant, where it applies
-        if dp.enabled:
+        self.share_sigma = NAN  # distributed DP: each client's share, in SecAgg+ grid levels
+        self.dim = dim
+        if settings.distributed_dp.enabled:
+            self.noise_multiplier = distributed.noise_multiplier(settings, n_users, num_rounds)
+            self.share_sigma = distributed.device_share_sigma(settings, fed or {}, n_users, dim)
+            distributed.check_grid_room(self.share_sigma, settings.secagg.grid_step, settings.secagg.clipping_range)
+            self.accountant = RoundAccountant(self.noise_multiplier, 1.0, self.delta, settings.accountant)
+        elif dp.enabled:
             z = dp.noise_multiplier
             if settings.target_epsilon is not None:
                 z = noise_for_epsilon(
@@ -54,9 +74,15 @@ class PrivacyLedger:
             and self.noise_multiplier > 0
         )
 
-    def released(self, metrics: dict | None) -> None:
-        """One aggregate was released (noised, for central DP); record the clients' DP-SGD ε."""
-        if self.accountant is not None:
+    def released(self, metrics: dict | None, clients: int | None = None) -> None:
+        """One aggregate of ``clients`` updates was released (noised under DP); record the clients' DP-SGD ε."""
+        if self.accountant is not None and self.settings.distributed_dp.enabled:
+            d = self.settings
+            z = distributed.effective_noise_multiplier(
+                self.share_sigma, int(clients or 0), d.distributed_dp.clipping_norm, d.secagg.grid_step, self.dim
+            )
+            self.accountant.step(noise_multiplier=z)
+        elif self.accountant is not None:
             self.accountant.step()
         if metrics and "dpsgd-epsilon-max" in metrics:
             self._dpsgd = {k: float(metrics[k]) for k in metrics if k.startswith("dpsgd-")}
@@ -75,7 +101,7 @@ class PrivacyLedger:
         out = {
             "mechanism": s.mechanism,
             "secagg": s.secagg.enabled,
-            "dp_level": "user" if s.central_dp.enabled else ("record" if s.dpsgd.enabled else "none"),
+            "dp_level": "user" if s.user_level else ("record" if s.dpsgd.enabled else "none"),
             "noise_multiplier": self.noise_multiplier,
             "clients_per_round": self.per_round,
             "sample_rate": self.sample_rate,
@@ -83,9 +109,15 @@ class PrivacyLedger:
             "delta": NAN,
             "epsilon_flower": NAN,
             "accountant": s.accountant if s.any_dp else "",
+            "protects_against": s.protects_against,
             "noise_source": s.noise_source_name if s.any_dp else "",
             "target_epsilon": s.target_epsilon if s.target_epsilon is not None else NAN,
         }
+        if s.distributed_dp.enabled:
+            out["delta"] = self.delta
+            out["clipping_norm"] = s.distributed_dp.clipping_norm
+            out["share_sigma"] = self.share_sigma * s.secagg.grid_step  # per coordinate, in parameter units
+            out["clipping"] = "fixed-client"
         if s.central_dp.enabled:
             out["delta"] = self.delta
             out["clipping_norm"] = s.central_dp.clipping_norm

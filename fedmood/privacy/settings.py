@@ -7,6 +7,9 @@ One mechanism per run, built from three independent switches:
 * ``central_dp.enabled``: user-level central DP (Flower's DP strategy wrappers): each client's
   update is clipped (on the server, or on the client with Flower's clipping mods) and the server
   adds Gaussian noise to the aggregate; fixed or adaptive clipping;
+* ``distributed_dp.enabled``: user-level distributed DP: each client clips its update and adds its
+  share of discrete Gaussian noise before SecAgg+, so the server only unmasks a noised sum
+  (:mod:`fedmood.privacy.distributed`; needs ``secagg.enabled``);
 * ``dpsgd.enabled``: record-level local DP-SGD with Opacus on every client.
 
 Combinations that cannot work are refused here with the field that makes them so, before any
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 from fedmood.privacy.noise import NoiseSource, noise_source
 
-MECHANISMS = ("none", "secagg", "central_dp", "central_dp_secagg", "dpsgd")
+MECHANISMS = ("none", "secagg", "central_dp", "central_dp_secagg", "distributed_dp", "dpsgd")
 
 
 class PrivacyConfigError(ValueError):
@@ -44,6 +47,11 @@ class SecAggSettings:
     max_weight: float = 1000.0  # largest client weight (training rows; 1 under central DP)
     timeout: float | None = None
 
+    @property
+    def grid_step(self) -> float:
+        """The value of one quantisation level: ``2 * clipping_range / quantization_range``."""
+        return 2.0 * float(self.clipping_range) / int(self.quantization_range)
+
     def check(self, n_sampled: int) -> None:
         """Refuse ranges that would overflow the masked sum or make the protocol impossible."""
         if self.clipping_range <= 0:
@@ -56,7 +64,7 @@ class SecAggSettings:
             )
         if n_sampled < 3:
             raise PrivacyConfigError("secagg.enabled", f"SecAgg+ needs at least 3 clients per round, got {n_sampled}")
-        step = 2 * self.clipping_range / self.quantization_range
+        step = self.grid_step
         if math.frexp(step)[0] != 0.5 or not float(self.clipping_range / step).is_integer():
             raise PrivacyConfigError(
                 "secagg.clipping_range",
@@ -80,6 +88,15 @@ class CentralDpSettings:
 
 
 @dataclass(frozen=True)
+class DistributedDpSettings:
+    """Distributed discrete Gaussian noise added by the clients under SecAgg+."""
+
+    enabled: bool = False
+    noise_multiplier: float = 1.0  # z of the noise in the sum, against the clipped update's sensitivity
+    clipping_norm: float = 0.05  # L2 norm of a client's item-parameter update
+
+
+@dataclass(frozen=True)
 class DpSgdSettings:
     """Opacus DP-SGD on each client."""
 
@@ -95,6 +112,7 @@ class PrivacySettings:
     mechanism: str = "none"
     secagg: SecAggSettings = SecAggSettings()
     central_dp: CentralDpSettings = CentralDpSettings()
+    distributed_dp: DistributedDpSettings = DistributedDpSettings()
     dpsgd: DpSgdSettings = DpSgdSettings()
     target_epsilon: float | None = None  # derive the noise multiplier for this epsilon
     delta: float | None = None  # None: min(1/N^1.1, 1e-5) (N: users, or the client's rows for DP-SGD)
@@ -111,6 +129,7 @@ class PrivacySettings:
                 mechanism=p.get("mechanism", "none"),
                 secagg=SecAggSettings(**(p.get("secagg") or {})),
                 central_dp=CentralDpSettings(**(p.get("central_dp") or {})),
+                distributed_dp=DistributedDpSettings(**(p.get("distributed_dp") or {})),
                 dpsgd=DpSgdSettings(**(p.get("dpsgd") or {})),
                 target_epsilon=p.get("target_epsilon"),
                 delta=p.get("delta"),
@@ -126,7 +145,24 @@ class PrivacySettings:
 
     @property
     def any_dp(self) -> bool:
-        return self.central_dp.enabled or self.dpsgd.enabled
+        return self.central_dp.enabled or self.distributed_dp.enabled or self.dpsgd.enabled
+
+    @property
+    def user_level(self) -> bool:
+        """User-level DP (one user's whole update), as opposed to DP-SGD's record level."""
+        return self.central_dp.enabled or self.distributed_dp.enabled
+
+    @property
+    def protects_against(self) -> str:
+        """Whom the run's (ε, δ) protects a user against (the threat model, for summaries)."""
+        if self.distributed_dp.enabled:
+            return "the server and observers of the released models"
+        if self.central_dp.enabled:
+            seen = "the exact sum of the updates" if self.secagg.enabled else "every client's update"
+            return f"observers of the released models only (the server sees {seen})"
+        if self.dpsgd.enabled:
+            return "the server and observers, for one record (not for a user's whole data)"
+        return ""
 
     @property
     def protected(self) -> bool:
@@ -145,8 +181,17 @@ class PrivacySettings:
         c = self.central_dp
         if self.accountant not in ("rdp", "prv"):
             raise PrivacyConfigError("accountant", f"must be 'rdp' or 'prv', got {self.accountant!r}")
-        if c.enabled and self.dpsgd.enabled:
-            raise PrivacyConfigError("dpsgd.enabled", "choose one DP mechanism: central_dp or dpsgd")
+        if sum([c.enabled, self.distributed_dp.enabled, self.dpsgd.enabled]) > 1:
+            raise PrivacyConfigError("dpsgd.enabled", "choose one DP mechanism: central_dp, distributed_dp or dpsgd")
+        d = self.distributed_dp
+        if d.enabled and not self.secagg.enabled:
+            raise PrivacyConfigError(
+                "distributed_dp.enabled", "the noise shares only hide a client's update inside SecAgg+: enable secagg"
+            )
+        if d.enabled and self.secagg.max_weight != 1.0:
+            raise PrivacyConfigError("secagg.max_weight", "under distributed DP every client has weight 1: set 1.0")
+        if d.enabled and d.clipping_norm <= 0:
+            raise PrivacyConfigError("distributed_dp.clipping_norm", f"must be positive, got {d.clipping_norm}")
         if c.clipping not in ("server", "client"):
             raise PrivacyConfigError("central_dp.clipping", f"must be 'server' or 'client', got {c.clipping!r}")
         if c.enabled and self.secagg.enabled and c.clipping == "server":
@@ -159,6 +204,7 @@ class PrivacySettings:
             )
         for name, val in (
             ("central_dp.noise_multiplier", c.noise_multiplier),
+            ("distributed_dp.noise_multiplier", d.noise_multiplier),
             ("dpsgd.noise_multiplier", self.dpsgd.noise_multiplier),
         ):
             if val < 0 or not math.isfinite(val):
