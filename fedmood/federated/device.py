@@ -32,6 +32,7 @@ from fedmood.data.store import EncryptedStore
 from fedmood.federated.device_report import add_to_report
 from fedmood.models import GLOBAL_KEYS, LOCAL_KEYS, EmbeddingDotBias
 from fedmood.privacy import dpsgd
+from fedmood.privacy.noise import NoiseSource
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.suggest import top_items
 from fedmood.training import (
@@ -211,16 +212,25 @@ class LocalUpdate:
     to_server: dict[str, float] = field(default_factory=dict)
 
 
-def local_round(cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping) -> LocalUpdate:
+def local_round(
+    cfg: dict,
+    context: Context,
+    items: Mapping[str, np.ndarray],
+    config: Mapping,
+    data: LocalData | None = None,
+    noise: NoiseSource | None = None,
+) -> LocalUpdate:
     """One round on the device: (evaluate the received model first, if asked), train, keep own state.
 
     ``config`` carries ``server-round``, the cluster centres and ``evaluate-first``. The local
     training is plain (the fastai-style trainer) or, with ``privacy.dpsgd.enabled``, Opacus
-    DP-SGD with the device's accountant continued from earlier rounds.
+    DP-SGD with the device's accountant continued from earlier rounds. ``data`` replaces the
+    device's own rows and ``noise`` its DP-SGD noise source (the privacy audit's canaries and its
+    deliberately broken mechanism).
     """
     t_start = time.perf_counter()
     torch.set_num_threads(1)
-    data = device_data(cfg, context)
+    data = data if data is not None else device_data(cfg, context)
     restore_user_state(cfg, context, config)
     rows = data.rows(centres_from_config(config))
     model = global_model(cfg, items, context, data.user)
@@ -242,7 +252,7 @@ def local_round(cfg: dict, context: Context, items: Mapping[str, np.ndarray], co
         model.train()
         delta = privacy.delta_for(len(train))
         rate = dpsgd.sample_rate(len(train), tcfg.batch_size)
-        noise = dpsgd.device_noise(
+        multiplier = dpsgd.device_noise(
             context.state,
             privacy.dpsgd.noise_multiplier,
             privacy.target_epsilon,
@@ -256,11 +266,11 @@ def local_round(cfg: dict, context: Context, items: Mapping[str, np.ndarray], co
             opt,
             len(train),
             tcfg.batch_size,
-            noise,
+            multiplier,
             privacy.dpsgd.max_grad_norm,
             dpsgd.load_history(context.state),
             privacy.accountant,
-            privacy.noise(f"dpsgd/user-{data.user}/round-{rnd}"),
+            noise if noise is not None else privacy.noise(f"dpsgd/user-{data.user}/round-{rnd}"),
         )
         opt = private.optimizer
     sched = make_scheduler(opt, tcfg, total_steps=n_rounds * epochs * spe, start_step=(rnd - 1) * epochs * spe)
