@@ -74,14 +74,14 @@ class ResultsWriter:
         return atomic_write_bytes(self.dir / "figures" / f"{name}.png", buf.getvalue())
 
 
-def run_summaries(sweep_dir: str | Path) -> pd.DataFrame:
-    """Every run's ``summary.csv`` in a Hydra sweep folder, in one table with a ``run`` column."""
+def run_summaries(sweep_dir: str | Path, name: str = "summary") -> pd.DataFrame:
+    """Every run's ``<name>.csv`` in a Hydra sweep folder, in one table with a ``run`` column."""
     sweep_dir = Path(sweep_dir)
     frames = []
-    for path in sorted(sweep_dir.glob("*/summary.csv")):
+    for path in sorted(sweep_dir.glob(f"*/{name}.csv")):
         df = pd.read_csv(path)
         df.insert(0, "run", path.parent.name)
         frames.append(df)
     if not frames:
-        raise FileNotFoundError(f"no run summaries (*/summary.csv) in {sweep_dir}")
+        raise FileNotFoundError(f"no run tables (*/{name}.csv) in {sweep_dir}")
     return pd.concat(frames, ignore_index=True)

@@ -74,7 +74,7 @@ def privacy_utility_figure(table: pd.DataFrame):
     if eps:
         ax.set_xticks(eps, [f"{e:g}" for e in eps])
         ax.minorticks_off()
-    ax.set_xlabel("ε spent over the run (δ = 1/N)")
+    ax.set_xlabel("ε spent over the run (δ = min(1/N^1.1, 1e-5))")
     ax.set_ylabel("validation MSE")
     ax.set_title("Federated mood recommender: privacy vs utility")
     ax.legend(fontsize=8)

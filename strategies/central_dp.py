@@ -122,6 +122,8 @@ class ClientClippedSum(LegacyStrategy):
     (``noise_multiplier > 0``), adds Gaussian noise of standard deviation ``z * clip / n`` with ``n``
     the clients in the aggregate, drawn from ``noise_for``. For distributed DP the multiplier is 0:
     the devices added the noise before SecAgg+ (:mod:`strategies.mods.distributed_dp`).
+    ``on_exact_sum(round, arrays)`` is shown the aggregate before the noise: what the server knows
+    (the threat study records it, :class:`fedmood.privacy.attacks.server_view.RecordingGrid`).
     """
 
     def __init__(
@@ -130,11 +132,12 @@ class ClientClippedSum(LegacyStrategy):
         noise_multiplier: float,
         clipping_norm: float,
         noise_for: NoiseFor,
+        on_exact_sum: Callable[[int, list[np.ndarray]], None] | None = None,
     ) -> None:
         if noise_multiplier < 0 or clipping_norm <= 0:
             raise ValueError("central DP needs noise_multiplier >= 0 and clipping_norm > 0")
         self.strategy, self.noise_multiplier, self.clipping_norm = strategy, noise_multiplier, clipping_norm
-        self.noise_for = noise_for
+        self.noise_for, self.on_exact_sum = noise_for, on_exact_sum
 
     def initialize_parameters(self, client_manager):
         return self.strategy.initialize_parameters(client_manager)
@@ -147,6 +150,8 @@ class ClientClippedSum(LegacyStrategy):
 
     def aggregate_fit(self, server_round, results, failures):
         params, metrics = self.strategy.aggregate_fit(server_round, results, failures)
+        if params is not None and self.on_exact_sum is not None:  # what the server knows before noising
+            self.on_exact_sum(server_round, parameters_to_ndarrays(params))
         if params is None or not results or self.noise_multiplier == 0:
             return params, metrics
         stdv = compute_stdv(self.noise_multiplier, self.clipping_norm, len(results))

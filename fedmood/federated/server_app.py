@@ -328,8 +328,8 @@ def _train_secagg(
     )
     strategy = inner
     if privacy.central_dp.enabled:  # the server adds the noise to the sum it unmasked
-        clip = privacy.central_dp.clipping_norm
-        strategy = ClientClippedSum(inner, ledger.noise_multiplier, clip, privacy.noise)
+        clip, exact = privacy.central_dp.clipping_norm, getattr(rounds.grid, "record_exact_sum", None)
+        strategy = ClientClippedSum(inner, ledger.noise_multiplier, clip, privacy.noise, on_exact_sum=exact)
     elif privacy.distributed_dp.enabled:  # the sum arrives noised: the devices added their shares
         strategy = ClientClippedSum(inner, 0.0, privacy.distributed_dp.clipping_norm, privacy.noise)
     strategy = FailLoudlyLegacy(

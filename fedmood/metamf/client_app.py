@@ -20,8 +20,16 @@ from flwr.clientapp import ClientApp
 
 from fedmood.data.metamf import Ratings
 from fedmood.metamf import federated as fed
+from fedmood.privacy.noise import SecureNoise
 
 STATE = "metamf-device"
+
+
+def initial_embedding(user: int | None, n_users: int, user_dim: int, seed: int) -> torch.Tensor:
+    """A device's starting e_u: Xavier-normal of the (users x dim) table, seeded by its user id."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + user if user is not None else seed)
+    std = math.sqrt(2.0 / (n_users + user_dim))
+    return torch.randn(user_dim, generator=gen) * std
 
 
 class Device:
@@ -30,9 +38,7 @@ class Device:
     def __init__(self, rows: Ratings, context: Context, user_dim: int, n_users: int, lr: float, wd: float, seed: int):
         self.rows, self.context = rows, context
         if STATE not in context.state:
-            gen = torch.Generator().manual_seed(seed * 1_000_003 + int(rows.users[0]) if len(rows) else seed)
-            std = math.sqrt(2.0 / (n_users + user_dim))  # Xavier-normal of the (users x dim) table
-            e = torch.randn(user_dim, generator=gen) * std
+            e = initial_embedding(int(rows.users[0]) if len(rows) else None, n_users, user_dim, seed)
             context.state[STATE] = fed.to_arrays(e=e, exp_avg=torch.zeros(user_dim), exp_avg_sq=torch.zeros(user_dim))
             context.state["metamf-step"] = ConfigRecord({"step": 0.0})
         rec = context.state[STATE]
@@ -89,7 +95,12 @@ def handle(msg: Message, context: Context, cfg: dict, rows_of: Callable[[str], R
         )
     elif stage == "gradients":
         phi = _phi(msg)
-        sse, grads = fed.device_gradients(phi, items, ratings)
+        defence = cfg.get("defence") or {}
+        if defence.get("enabled"):  # rating-level DP on what leaves the device (see fed.private_device_gradients)
+            clip, z = float(defence["clip"]), float(defence["noise_multiplier"])
+            sse, grads = fed.private_device_gradients(phi, items, ratings, clip, z, SecureNoise())
+        else:
+            sse, grads = fed.device_gradients(phi, items, ratings)
         names = [f"{p}{i}" for i in range(len(phi.layers)) for p in ("w", "b")] + ["item_embeddings"]
         out = RecordDict(
             {"arrays": fed.to_arrays(**dict(zip(names, grads, strict=True))), "metrics": MetricRecord({"sse": sse})}
@@ -119,9 +130,14 @@ def handle(msg: Message, context: Context, cfg: dict, rows_of: Callable[[str], R
     return Message(out, reply_to=msg)
 
 
-def build_client_app(cfg_fn: Callable[[Context], dict], rows_fn: Callable[[dict, int, str], Ratings]) -> ClientApp:
-    """The ClientApp; ``rows_fn(cfg, partition, split)`` gives the device's rows of a split (train: revealed)."""
-    app = ClientApp()
+def build_client_app(
+    cfg_fn: Callable[[Context], dict], rows_fn: Callable[[dict, int, str], Ratings], mods: list | None = None
+) -> ClientApp:
+    """The ClientApp; ``rows_fn(cfg, partition, split)`` gives the device's rows of a split (train: revealed).
+
+    With ``cfg["defence"]["enabled"]`` the device clips and noises its ∂L/∂Φ_u (rating-level DP).
+    """
+    app = ClientApp(mods=mods or [])
 
     @app.query()
     def _query(msg: Message, context: Context) -> Message:

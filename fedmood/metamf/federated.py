@@ -75,6 +75,30 @@ def device_gradients(
     return float(sse.detach()), list(grads)
 
 
+def private_device_gradients(
+    phi: PrivateParameters, items: torch.Tensor, ratings: torch.Tensor, clip: float, noise_multiplier: float, noise
+) -> tuple[float, list[torch.Tensor]]:
+    """Device, defended: ∂L/∂Φ_u with each rating's contribution clipped to ``clip`` and Gaussian noise
+    of standard deviation ``noise_multiplier * clip`` added (``noise``: a
+    :class:`~fedmood.privacy.noise.NoiseSource`).
+
+    Without it the server reads every rating off the item-embedding gradient (each item's row is
+    ``2 (ŷ - r)`` times a direction the server can compute). With it each round is a Gaussian
+    mechanism on the user's ratings (one rating added or removed moves the sum by at most ``clip``):
+    rating-level DP, composed over the rounds the device takes part in.
+    """
+    leaves = [t.detach().clone().requires_grad_(True) for t in phi.tensors()]
+    errors = _errors(leaves, phi.item_ids, items, ratings)
+    total = [torch.zeros_like(t) for t in leaves]
+    for i in range(len(errors)):
+        row = torch.autograd.grad(errors[i].pow(2), leaves, retain_graph=i + 1 < len(errors))
+        norm = torch.sqrt(sum(g.pow(2).sum() for g in row))
+        scale = min(1.0, clip / (float(norm) + 1e-12))
+        total = [t + g * scale for t, g in zip(total, row, strict=True)]
+    noisy = [t + noise.torch_normal(t, noise_multiplier * clip) for t in total]
+    return float(errors.detach().pow(2).sum()), noisy
+
+
 def device_errors(phi: PrivateParameters, items: torch.Tensor, ratings: torch.Tensor) -> tuple[float, float]:
     """Device: summed absolute and squared errors of its rows under Φ_u (its evaluation)."""
     with torch.no_grad():

@@ -43,13 +43,21 @@ def per_user_arrays(per_user: dict[int, tuple[float, float, int]], n_users: int)
 
 
 def run_federated_metamf(
-    cfg: dict, data: RatingSplits, rounds: int, clients_per_round: int | None = None, eval_every: int = 0
+    cfg: dict,
+    data: RatingSplits,
+    rounds: int,
+    clients_per_round: int | None = None,
+    eval_every: int = 0,
+    wrap_grid=None,
+    client_mods: list | None = None,
 ) -> tuple[list[dict], MetaMF, tuple[np.ndarray, ...] | None]:
     """Train MetaMF federatedly on ``data.train`` (one SuperNode per user) for ``rounds`` rounds.
 
     Every ``eval_every`` rounds (and after the last) the devices evaluate on their validation rows;
     after the last round, on their test rows. Returns the per-round history, the server's model and
-    the test sums per user (abs, squared, count; ``None`` without test rows).
+    the test sums per user (abs, squared, count; ``None`` without test rows). ``wrap_grid`` wraps
+    the server's grid and ``client_mods`` every device message (the threat study's recorders);
+    ``cfg["defence"]`` turns on the devices' rating-level DP.
     """
     logging.getLogger("flwr").setLevel("WARNING")
     tcfg = MetaTrainConfig(**cfg["training"], seed=int(cfg["seed"]))
@@ -65,7 +73,12 @@ def run_federated_metamf(
         clients_per_round,
         seed=int(cfg["seed"]),
     )
-    device_cfg = {"n_users": n_users, "seed": int(cfg["seed"]), "training": dict(cfg["training"])}
+    device_cfg = {
+        "n_users": n_users,
+        "seed": int(cfg["seed"]),
+        "training": dict(cfg["training"]),
+        "defence": dict(cfg.get("defence") or {}),
+    }
     rows = {split: user_rows(data.split(split), n_users) for split in SPLITS}
     history: list[dict] = []
     test: list[tuple[np.ndarray, ...]] = []
@@ -73,6 +86,7 @@ def run_federated_metamf(
 
     @server.main()
     def _main(grid: Grid, context) -> None:
+        grid = wrap_grid(grid) if wrap_grid is not None else grid
         nodes = wait_for_nodes(grid, n_users, 600.0)
         for rnd in range(1, rounds + 1):
             h = strategy.round(grid, nodes, rnd)
@@ -91,7 +105,9 @@ def run_federated_metamf(
         if len(data.test):
             test.append(per_user_arrays(strategy.evaluate(grid, nodes, rounds, "test")["per_user"], n_users))
 
-    client = build_client_app(lambda _ctx: device_cfg, lambda _cfg, partition, split: rows[split][partition])
+    client = build_client_app(
+        lambda _ctx: device_cfg, lambda _cfg, partition, split: rows[split][partition], client_mods
+    )
     simulate(server, client, n_users)
     if len(history) != rounds:
         raise RuntimeError(f"federated MetaMF ended after {len(history)} of {rounds} rounds (see the Flower log)")

@@ -167,14 +167,16 @@ def audit_dpsgd(
     return _result("dpsgd", scores, included, k, k, delta, float(update.metrics["dpsgd-epsilon"]), noise_off)
 
 
-def _canary_ledger(cfg: dict, m: int):
-    """The run's privacy settings and a ledger for a federation of ``m`` canary clients (dimension ``m``)."""
+def _canary_ledger(cfg: dict, m: int, n_users: int | None = None):
+    """The run's privacy settings and a ledger for a federation of ``m`` canary clients (dimension ``m``),
+    sampled at the run's rate (its clients per round out of its ``n_users``)."""
     from fedmood.privacy.central import PrivacyLedger
     from fedmood.privacy.settings import PrivacySettings
 
     settings = PrivacySettings.from_cfg(cfg)
     fed = cfg["federation"]
-    per_round = min(int(fed.get("clients_per_round") or m), m)
+    rate = int(fed["clients_per_round"]) / int(n_users) if fed.get("clients_per_round") and n_users else 1.0
+    per_round = max(3, min(m, round(rate * m)))
     fed = {**fed, "clients_per_round": per_round}
     ledger = PrivacyLedger(settings, m, per_round, int(fed["num_rounds"]), fed, m)
     return settings, ledger
@@ -189,9 +191,9 @@ def _sampled(m: int, per_round: int) -> np.ndarray:
 
 
 def audit_central_dp(
-    cfg: dict, canaries: int = 500, k: int = 50, seed: int = 0, noise_off: bool = False
+    cfg: dict, canaries: int = 500, k: int = 50, seed: int = 0, noise_off: bool = False, n_users: int | None = None
 ) -> AuditResult:
-    """User-level audit of central DP through the server's DP wrapper (fixed clipping, fedmood's noise).
+    """User-level audit of central DP through the server's aggregation (fixed clipping, fedmood's noise).
 
     Canary client ``i`` is in the federation by a coin flip; when sampled it sends an update of
     length 10 clipping norms along its own coordinate (the wrapper clips it to the norm), or
@@ -199,12 +201,9 @@ def audit_central_dp(
     removed, as the accountant assumes. The auditor scores a canary by how far its coordinate moved over the
     run's rounds. The accountant is the run's own ledger for a federation of the canaries.
     """
-    from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
-    from flwr.serverapp.strategy import FedAvg
 
-    from strategies.central_dp import wrap_central_dp
 
-    settings, ledger = _canary_ledger(cfg, canaries)
+    settings, ledger = _canary_ledger(cfg, canaries, n_users)
     if not settings.central_dp.enabled or settings.central_dp.adaptive:
         raise ValueError("audit_central_dp needs central DP with fixed clipping")
     included = coin_flips(canaries, np.random.default_rng(seed))
@@ -213,22 +212,51 @@ def audit_central_dp(
     model = np.zeros(canaries, dtype=np.float64)
     for rnd in range(1, ledger.num_rounds + 1):
         members = _sampled(canaries, ledger.per_round)
-        wrapper = wrap_central_dp(FedAvg(), settings.central_dp, z, len(members), settings.noise)
-        wrapper.current_arrays = ArrayRecord({"w": Array(model)})
-        replies = []
-        for i in members:
-            sent = model.copy()
-            # out: no change (1e-12: Flower's clipping divides by the update's norm and fails on exactly 0)
-            sent[i] += 10 * clip if included[i] else 1e-12
-            weight = MetricRecord({"num-examples": 1.0})
-            content = RecordDict({"arrays": ArrayRecord({"w": Array(sent)}), "metrics": weight})
-            replies.append(Message(content, reply_to=_instruction()))
-        if settings.central_dp.clipping == "client":
-            raise ValueError("audit_central_dp audits server-side clipping (the canaries' updates are clipped there)")
-        out, _ = wrapper.aggregate_train(rnd, replies)
-        model = out["w"].numpy().astype(np.float64)
+        # out: no change (1e-12: Flower's clipping divides by the update's norm and fails on exactly 0)
+        pushes = {int(i): (10 * clip if included[i] else 1e-12) for i in members}
+        if settings.central_dp.clipping == "server":  # the Message-API wrapper clips and noises
+            model = _server_clipped_round(settings, z, model, pushes, rnd)
+        else:  # SecAgg+ path: the devices' clipping mod, then the server's noise on the sum
+            model = _client_clipped_round(settings, z, clip, model, pushes, rnd)
         ledger.released({}, len(members))
-    return _result("central_dp", model, included, k, k, ledger.delta, ledger.epsilon(), noise_off)
+    return _result(settings.mechanism, model, included, k, k, ledger.delta, ledger.epsilon(), noise_off)
+
+
+def _server_clipped_round(settings, z: float, model: np.ndarray, pushes: dict[int, float], rnd: int) -> np.ndarray:
+    from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+    from flwr.serverapp.strategy import FedAvg
+
+    from strategies.central_dp import wrap_central_dp
+
+    wrapper = wrap_central_dp(FedAvg(), settings.central_dp, z, len(pushes), settings.noise)
+    wrapper.current_arrays = ArrayRecord({"w": Array(model)})
+    replies = []
+    for i, push in pushes.items():
+        sent = model.copy()
+        sent[i] += push
+        weight = MetricRecord({"num-examples": 1.0})
+        content = RecordDict({"arrays": ArrayRecord({"w": Array(sent)}), "metrics": weight})
+        replies.append(Message(content, reply_to=_instruction()))
+    out, _ = wrapper.aggregate_train(rnd, replies)
+    return out["w"].numpy().astype(np.float64)
+
+
+def _client_clipped_round(
+    settings, z: float, clip: float, model: np.ndarray, pushes: dict[int, float], rnd: int
+) -> np.ndarray:
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.server.strategy import FedAvg as LegacyFedAvg
+
+    from strategies.central_dp import ClientClippedSum
+
+    strategy = ClientClippedSum(LegacyFedAvg(), z, clip, settings.noise)
+    results = []
+    for i, push in pushes.items():
+        sent = model.copy()
+        sent[i] += min(push, clip)  # what fixedclipping_mod leaves of the canary's update
+        results.append((None, FitRes(Status(Code.OK, ""), ndarrays_to_parameters([sent]), 1, {})))
+    params, _ = strategy.aggregate_fit(rnd, results, [])
+    return parameters_to_ndarrays(params)[0].astype(np.float64)
 
 
 def _instruction():
@@ -252,7 +280,7 @@ def _instruction():
 
 
 def audit_distributed_dp(
-    cfg: dict, canaries: int = 500, k: int = 50, seed: int = 0, noise_off: bool = False
+    cfg: dict, canaries: int = 500, k: int = 50, seed: int = 0, noise_off: bool = False, n_users: int | None = None
 ) -> AuditResult:
     """User-level audit of distributed DP through each device's noise-share mod and SecAgg+'s exact sum.
 
@@ -268,7 +296,7 @@ def audit_distributed_dp(
 
     from strategies.mods.distributed_dp import make_distributed_noise_mod
 
-    settings, ledger = _canary_ledger(cfg, canaries)
+    settings, ledger = _canary_ledger(cfg, canaries, n_users)
     if not settings.distributed_dp.enabled:
         raise ValueError("audit_distributed_dp needs privacy=distributed_dp")
     included = coin_flips(canaries, np.random.default_rng(seed))

@@ -65,7 +65,12 @@ def preference_pairs(cfg: dict, centres: np.ndarray | None, n_users: int, min_ro
 
 
 def _centred(scores: np.ndarray) -> np.ndarray:
-    return scores - scores.mean(axis=1, keepdims=True)
+    """Each user's scores relative to their mean over items (the label is relative to the user's mean),
+    rounded to 9 significant digits of the scores' scale: users the data cannot tell apart tie
+    exactly instead of being ordered by floating-point residue."""
+    centred = scores - scores.mean(axis=1, keepdims=True)
+    scale = float(np.abs(centred).max()) or 1.0
+    return np.round(centred / scale, 9)
 
 
 def client_update_scores(view: ServerView, n_users: int, n_items: int) -> np.ndarray:
@@ -78,19 +83,20 @@ def client_update_scores(view: ServerView, n_users: int, n_items: int) -> np.nda
 
 
 def disaggregation_scores(
-    view: ServerView, n_users: int, n_items: int, ridge: float = 1.0, denoise=None
+    view: ServerView, n_users: int, n_items: int, ridge: float = 1.0, denoise=None, exact: bool = False
 ) -> np.ndarray:
     """``(users, items)`` scores from round sums and participation (ridge regression over rounds).
 
-    ``denoise(round, participants, update)`` may return the update with known noise removed (the
-    replay attacker).
+    ``exact``: the sums the server unmasked before adding its noise (the server's view under
+    central DP with SecAgg+); ``denoise(round, participants, update)`` may return the update with
+    known noise removed (the replay attacker).
     """
     design, targets = [], []
     for rnd in view.rounds:
         members = view.participants.get(rnd, set())
         if not members:
             continue
-        update = view.aggregate_update(rnd)
+        update = view.aggregate_update(rnd, exact=exact)
         if denoise is not None:
             update = denoise(rnd, members, update)
         total = update[BIAS].ravel() * len(members)

@@ -32,7 +32,9 @@ class ServerView:
     updates: dict[int, dict[int, Model]] = field(default_factory=dict)  # round -> node -> returned model
     participants: dict[int, set[int]] = field(default_factory=dict)
     final: Model | None = None
+    exact: dict[int, Model] = field(default_factory=dict)  # round -> the sum the server unmasked, before its noise
     node_user: dict[int, int] = field(default_factory=dict)  # the evaluator's ground truth
+    exchanges: list[tuple[list[Message], list[Message]]] = field(default_factory=list)  # every one, if kept
 
     @property
     def rounds(self) -> list[int]:
@@ -47,9 +49,11 @@ class ServerView:
             raise ValueError("the view has no final model")
         return self.final
 
-    def aggregate_update(self, rnd: int) -> Model:
-        """What round ``rnd`` released: the new global model minus the one it was sent."""
-        return [a - b for a, b in zip(self.released_after(rnd), self.sent[rnd], strict=True)]
+    def aggregate_update(self, rnd: int, exact: bool = False) -> Model:
+        """What round ``rnd`` released: the new global model minus the one it was sent; with ``exact``,
+        the aggregate the server knew before adding its noise, where it added any."""
+        after = self.exact[rnd] if exact and rnd in self.exact else self.released_after(rnd)
+        return [a - b for a, b in zip(after, self.sent[rnd], strict=True)]
 
 
 def _config(msg: Message) -> dict:
@@ -75,8 +79,9 @@ def _model(msg: Message) -> Model | None:
 class RecordingGrid(Grid):
     """A ``Grid`` that forwards everything to ``grid`` and records the training rounds in ``view``."""
 
-    def __init__(self, grid: Grid, view: ServerView) -> None:
-        self._grid, self.view = grid, view
+    def __init__(self, grid: Grid, view: ServerView, keep_exchanges: bool = False) -> None:
+        """``keep_exchanges``: also keep every message and reply as they are (e.g. federated MetaMF's)."""
+        self._grid, self.view, self.keep_exchanges = grid, view, keep_exchanges
 
     def __getattr__(self, name: str):
         return getattr(self._grid, name)
@@ -108,9 +113,15 @@ class RecordingGrid(Grid):
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return self._grid.pull_messages(message_ids)
 
+    def record_exact_sum(self, rnd: int, arrays: list[np.ndarray]) -> None:
+        """Called by a strategy that adds noise to what it unmasked: the server's exact knowledge."""
+        self.view.exact[rnd] = [np.asarray(a).copy() for a in arrays]
+
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         messages = list(messages)
         replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        if self.keep_exchanges:
+            self.view.exchanges.append((messages, replies))
         self._record(messages, replies)
         return replies
 

@@ -1,0 +1,102 @@
+"""The attacks: scoring, the server's view, attribute inference on toy federations, MetaMF reconstruction."""
+
+import numpy as np
+import pytest
+import torch
+
+from fedmood.data.generator import GeneratorConfig, write_day_logs
+from fedmood.federated.run_config import compose_config
+from fedmood.metamf import federated as fed
+from fedmood.metamf.model import MetaMF
+from fedmood.privacy.attacks.metamf import reconstruct_ratings
+from fedmood.privacy.attacks.scoring import evaluate_attack, within_item_auc
+from fedmood.privacy.noise import SecureNoise
+from fedmood.threat_study.run import attacked_run, attacks
+
+
+def test_within_item_auc_ignores_what_items_differ_in():
+    items = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    labels = np.array([1, 1, 0, 0, 1, 0, 0, 0], dtype=bool)
+    popular = np.where(items == 0, 10.0, 0.0)  # knows only which item is popular
+    assert within_item_auc(items, items, labels, popular) == 0.5
+    personal = np.array([3, 2, 1, 0, 5, 1, 2, 0.5])
+    assert within_item_auc(items, items, labels, personal) == 1.0
+    result = evaluate_attack(np.arange(8) % 4, items, labels, personal, n_boot=50)
+    assert result.auc_within == 1.0 and result.auc_pooled >= result.auc_prior
+
+
+def _small_metamf(n_items=40):
+    torch.manual_seed(0)
+    model = MetaMF(3, n_items)
+    c = torch.randn(128)
+    items = torch.tensor([2, 5, 7, 11, 30])
+    ratings = torch.tensor([1.0, 4.0, 5.0, 2.0, 3.0])
+    phi = fed.generate(model, c, torch.unique(items))
+    return phi, items, ratings
+
+
+def _as_message_arrays(phi, grads):
+    sent = {f"{p}{i}": t.detach().numpy() for i, (w, b) in enumerate(phi.layers) for p, t in (("w", w), ("b", b))}
+    sent |= {"item_ids": phi.item_ids.numpy(), "item_embeddings": phi.item_embeddings.detach().numpy()}
+    names = [f"{p}{i}" for i in range(len(phi.layers)) for p in ("w", "b")] + ["item_embeddings"]
+    return sent, {n: g.numpy() for n, g in zip(names, grads, strict=True)}
+
+
+def test_the_server_reads_every_rating_off_metamf_gradients():
+    phi, items, ratings = _small_metamf()
+    _, grads = fed.device_gradients(phi, items, ratings)
+    ids, guess, _ = reconstruct_ratings(*_as_message_arrays(phi, grads))
+    truth = dict(zip(items.tolist(), ratings.tolist(), strict=True))
+    assert np.abs(guess - np.array([truth[i] for i in ids])).max() < 1e-4
+
+
+def test_the_devices_rating_level_defence_blurs_them():
+    phi, items, ratings = _small_metamf()
+    _, grads = fed.private_device_gradients(phi, items, ratings, clip=1.0, noise_multiplier=2.0, noise=SecureNoise())
+    ids, guess, _ = reconstruct_ratings(*_as_message_arrays(phi, grads))
+    truth = dict(zip(items.tolist(), ratings.tolist(), strict=True))
+    errors = np.abs(np.clip(guess, 1, 5) - np.array([truth[i] for i in ids]))
+    assert errors.min() > 1e-3 and errors.mean() > 0.3
+
+
+@pytest.fixture(scope="module")
+def toy_logs(tmp_path_factory):
+    return write_day_logs(GeneratorConfig(n_users=8, n_days=6, seed=21), tmp_path_factory.mktemp("toy") / "logs")
+
+
+def _toy(logs, tmp, mechanism, *extra):
+    return compose_config(
+        [
+            "data=logs",
+            f"data.logs_dir={logs}",
+            "data.n_clusters=5",
+            f"results_root={tmp}",
+            f"privacy={mechanism}",
+            *extra,
+        ],
+        config_name="privacy_attacks",
+    )
+
+
+@pytest.mark.flower
+def test_the_server_reads_preferences_from_updates_and_secagg_hides_them(toy_logs, tmp_path):
+    plain = attacks(attacked_run(_toy(toy_logs, tmp_path, "none", "training.epochs=5")), n_boot=20)[0]
+    assert plain["attack"] == "client-updates" and plain["auc_within"] > 0.75
+    assert plain["auc_pooled"] > plain["auc_prior"]  # it learnt about the persons, not just the items
+    secure = attacks(attacked_run(_toy(toy_logs, tmp_path, "secagg", "training.epochs=5")), n_boot=20)
+    assert {r["attack"] for r in secure} == {"disaggregation"}
+    assert all(r["auc_within"] == 0.5 for r in secure)  # every client every round: nothing to tell apart
+
+
+@pytest.mark.flower
+def test_sampling_lets_the_disaggregation_attack_through_and_replay_needs_the_seed(toy_logs, tmp_path):
+    extra = ("training.epochs=16", "federation.clients_per_round=4", "privacy.target_epsilon=8")
+    replayable = "privacy.insecure_replayable_noise=true"
+    insecure = attacked_run(_toy(toy_logs, tmp_path, "central_dp_secagg", *extra, replayable))
+    rows = {(r["observer"], r["attack"]): r for r in attacks(insecure, n_boot=20)}
+    server = rows[("server", "disaggregation")]  # the exact sums the server unmasked, and who took part
+    assert server["auc_within"] > 0.6 and server["auc_pooled"] > server["auc_prior"]
+    assert rows[("release-observer", "replay")]["auc_within"] > 0.6  # the seeded noise subtracted
+    secure = attacked_run(_toy(toy_logs, tmp_path, "central_dp_secagg", *extra))
+    replay = {(r["observer"], r["attack"]): r for r in attacks(secure, n_boot=20)}[("release-observer", "replay")]
+    assert replay["auc_within"] < rows[("release-observer", "replay")]["auc_within"] - 0.1
