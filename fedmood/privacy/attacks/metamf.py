@@ -13,8 +13,9 @@ by least squares (M is 32 x 128 of full row rank).
 (:class:`~fedmood.privacy.attacks.server_view.ServerView` with its exchanges kept): share of the
 training ratings recovered to within 0.01 (each rating once, read in the latest round that could
 read it), their mean absolute error, precision and recall of the rated set, and the relative
-error of the recovered ``e_u`` (round 1, against the device's true starting embedding). :func:`fedmood.metamf.federated.private_device_gradients` is the defence:
-each rating's gradient clipped and Gaussian noise added on the device, with a rating-level ε.
+error of the recovered ``e_u`` (round 1, against the device's true starting embedding).
+:func:`fedmood.metamf.federated.private_device_gradients` is the defence: each rating's gradient
+clipped and Gaussian noise added on the device, with a rating-level ε.
 """
 
 from __future__ import annotations
