@@ -30,6 +30,7 @@ from fedmood.threat_study.experiment import run_threat_experiment
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "metamf"
 SAMPLED = "federation.clients_per_round=10"
+DEFENCE = {"enabled": True, "clip": 0.1, "noise_multiplier": 4.0}  # conf/metamf_federated.yaml's, switched on
 RUNS = {  # name: (privacy group, overrides)
     "none": ("none", []),
     "secagg": ("secagg", []),
@@ -56,9 +57,8 @@ def metamf_attacks(users: int, rounds: int) -> dict:
     from fedmood.threat_study.run import attacked_metamf
 
     data = first_users(load_metamf_dataset(DATA_ROOT, "ml"), users)
-    plain = attacked_metamf(data, rounds, lr=1e-2)
-    defence = {"enabled": True, "clip": 1.0, "noise_multiplier": 2.0}
-    defended = attacked_metamf(data, rounds, defence, lr=1e-2)
+    plain = attacked_metamf(data, rounds)
+    defended = attacked_metamf(data, rounds, DEFENCE)
     for name, r in (("undefended", plain), ("defended", defended)):
         print(
             f"metamf {name}: ratings={r['ratings']} exact_share={r['exact_share']:.4f} "

@@ -114,6 +114,17 @@ def run_federated_metamf(
     return history, model, (test[0] if test else None)
 
 
+def defence_epsilon(cfg: dict, rounds: int) -> float:
+    """The devices' rating-level ε (δ = 1e-5) under ``cfg["defence"]``, nan without it: one Gaussian
+    release per round taken part in (at most ``rounds``; no credit taken for sampling)."""
+    from fedmood.privacy.accounting import user_level_epsilon
+
+    defence = cfg.get("defence") or {}
+    if not defence.get("enabled"):
+        return float("nan")
+    return user_level_epsilon(float(defence["noise_multiplier"]), 1.0, rounds, 1e-5)
+
+
 def run_experiment(cfg: dict, out_dir: str | Path) -> pd.DataFrame:
     """The federated MetaMF experiment (``conf/metamf_federated.yaml``): train, evaluate on the devices, write."""
     torch.set_num_threads(int(cfg.get("threads", 2)))
@@ -144,6 +155,7 @@ def run_experiment(cfg: dict, out_dir: str | Path) -> pd.DataFrame:
         "bytes_down_per_client_per_round": float(np.mean([h["bytes_down_per_client"] for h in history])),
         "bytes_up_per_client_per_round": float(np.mean([h["bytes_up_per_client"] for h in history])),
         "sec_per_round": float(np.mean([h["seconds"] for h in history])),
+        "defence_epsilon": defence_epsilon(cfg, len(history)),
         "final_val_mae": last.get("val_mae", float("nan")),
     }.items():
         table[key] = value

@@ -90,8 +90,7 @@ def attacked_metamf(data, rounds: int, defence: dict | None = None, seed: int = 
     (every device takes part in every round: ``rounds`` Gaussian releases).
     """
     from fedmood.metamf.client_app import initial_embedding
-    from fedmood.metamf.federated_run import run_federated_metamf
-    from fedmood.privacy.accounting import user_level_epsilon
+    from fedmood.metamf.federated_run import defence_epsilon, run_federated_metamf
     from fedmood.privacy.attacks.metamf import attack_federated_metamf
 
     view = ServerView()
@@ -117,7 +116,5 @@ def attacked_metamf(data, rounds: int, defence: dict | None = None, seed: int = 
     result = attack_federated_metamf(view, train, rated, embeddings).as_dict()
     abs_sum, _, counts = test
     result["test_mae"] = float(abs_sum.sum() / max(counts.sum(), 1))
-    result["epsilon"] = float("nan")
-    if (defence or {}).get("enabled"):  # rating level: one Gaussian release per round, every device every round
-        result["epsilon"] = user_level_epsilon(float(defence["noise_multiplier"]), 1.0, rounds, 1e-5)
+    result["epsilon"] = defence_epsilon(cfg, rounds)
     return result
