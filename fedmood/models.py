@@ -10,6 +10,11 @@ GLOBAL_KEYS = ("item_factors.weight", "item_bias.weight")
 LOCAL_KEYS = ("user_factors.weight", "user_bias.weight")
 
 
+def shared_size(n_items: int, n_factors: int) -> int:
+    """How many numbers the shared item parameters hold (factors and biases): a client update's dimension."""
+    return n_items * (n_factors + 1)
+
+
 class EmbeddingDotBias(nn.Module):
     """Mood = sigmoid_range(user · item + user bias + item bias), as fastai's collab learner.
 

@@ -22,8 +22,9 @@ from fedmood.data.local import LocalData, data_shape, load_all_local_data
 from fedmood.data.ratings import stack
 from fedmood.federated.device_report import merge_reports, read_reports
 from fedmood.federated.server_app import FederatedRun
-from fedmood.models import EmbeddingDotBias
+from fedmood.models import EmbeddingDotBias, shared_size
 from fedmood.plotting import mse_curves
+from fedmood.privacy.central import PrivacyLedger
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.results import ResultsWriter
 from fedmood.suggest import describe_centre, top_items
@@ -110,7 +111,11 @@ def run_federated_simulation(
 
     fed = cfg["federation"]
     logging.getLogger("flwr").setLevel(fed["flower_log_level"])
-    protected = PrivacySettings.from_cfg(cfg).protected
+    privacy = PrivacySettings.from_cfg(cfg)
+    n_users, n_items = data_shape(cfg["data"], int(cfg["seed"]))
+    dim = shared_size(n_items, int(cfg["model"]["n_factors"]))
+    PrivacyLedger(privacy, n_users, fed.get("clients_per_round"), int(fed["num_rounds"]), fed, dim)  # refuses early
+    protected = privacy.protected
     with tempfile.TemporaryDirectory(prefix="fedmood-reports-") as tmp:
         if protected:
             folder = Path(reports_dir) if reports_dir is not None else Path(tmp)
@@ -118,7 +123,6 @@ def run_federated_simulation(
         out: dict[str, FederatedRun] = {}
         server = build_server_app(lambda _ctx: cfg, lambda run, _cfg: out.setdefault("run", run), wrap_grid)
         client = build_client_app(lambda _ctx: cfg, client_mods)
-        n_users, _ = data_shape(cfg["data"], int(cfg["seed"]))
         simulate(server, client, n_users, fed["client_num_cpus"], fed["backend_num_cpus"])
         if "run" not in out:
             raise RuntimeError("the federated run ended without a result (see the Flower log above)")

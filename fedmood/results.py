@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import BinaryIO
 
 import pandas as pd
 import yaml
+from hydra.experimental.callback import Callback
 
 
 def atomic_write_with(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
@@ -85,3 +87,28 @@ def run_summaries(sweep_dir: str | Path, name: str = "summary") -> pd.DataFrame:
     if not frames:
         raise FileNotFoundError(f"no run tables (*/{name}.csv) in {sweep_dir}")
     return pd.concat(frames, ignore_index=True)
+
+
+class CollectSweep(Callback):
+    """A Hydra callback that collects a sweep when the multirun ends and prints its main columns.
+
+    Subclasses set :attr:`collect` (``sweep_dir -> table``, writing the sweep's files) and
+    :attr:`columns`; :func:`collect_main` is the same for ``python -m <module> <sweep folder>``.
+    """
+
+    collect: Callable[[str | Path], pd.DataFrame]
+    columns: tuple[str, ...] = ()
+    float_format: str = "{:.4g}"
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        table = type(self).collect(config.hydra.sweep.dir)
+        cols = [c for c in self.columns if c in table.columns] or list(table.columns)
+        print("\n" + table[cols].to_string(index=False, float_format=self.float_format.format))
+        print(f"\nsweep results: {config.hydra.sweep.dir}")
+
+
+def collect_main(collect: Callable[[str | Path], pd.DataFrame], module: str) -> None:
+    """``python -m <module> <sweep folder>``: collect the sweep again (e.g. after resuming it)."""
+    if len(sys.argv) != 2:
+        raise SystemExit(f"usage: python -m {module} <sweep folder>")
+    print(collect(sys.argv[1]).to_string(index=False))

@@ -10,14 +10,12 @@ end into ``privacy_utility.csv`` and ``figures/privacy_utility.png`` in the swee
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from hydra.experimental.callback import Callback
 
-from fedmood.results import ResultsWriter, run_summaries
+from fedmood.results import CollectSweep, ResultsWriter, collect_main, run_summaries
 
 COLUMNS = ["mechanism", "noise_multiplier", "epsilon", "delta", "val_mse", "sec_per_round"]
 
@@ -82,17 +80,13 @@ def privacy_utility_figure(table: pd.DataFrame):
     return fig
 
 
-class CollectPrivacySweep(Callback):
+class CollectPrivacySweep(CollectSweep):
     """Hydra callback: collect the sweep's table and figure when the multirun ends."""
 
-    def on_multirun_end(self, config, **kwargs) -> None:
-        table = collect(config.hydra.sweep.dir)
-        cols = ["mechanism", "noise_multiplier", "epsilon", "delta", "val_mse", "sec_per_round"]
-        print("\n" + table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        print(f"\nsweep table and figure: {config.hydra.sweep.dir}")
+    collect = staticmethod(collect)
+    columns = ("mechanism", "noise_multiplier", "epsilon", "delta", "val_mse", "sec_per_round")
+    float_format = "{:.4g}"
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m fedmood.sweep <sweep folder>")
-    print(collect(sys.argv[1]).to_string(index=False))
+    collect_main(collect, "fedmood.sweep")

@@ -38,6 +38,13 @@ def small_cfg(small_logs, tmp_path):
     )
 
 
+def logs_config(logs, results, *overrides: str, config_name: str = "mood") -> dict:
+    """An experiment config on the day logs in ``logs``, results under ``results``, plus ``overrides``."""
+    return compose_config(
+        ["data=logs", f"data.logs_dir={logs}", f"results_root={results}", *overrides], config_name=config_name
+    )
+
+
 def make_message(content: RecordDict, message_type: str, dst: int = 1) -> Message:
     """An instruction Message built outside a run (public API only)."""
     md = Metadata(

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from fedmood.data.generator import GeneratorConfig, write_day_logs
-from fedmood.federated.run_config import compose_config
 from fedmood.metamf import federated as fed
 from fedmood.metamf.model import MetaMF
 from fedmood.privacy.attacks.metamf import reconstruct_ratings
 from fedmood.privacy.attacks.scoring import evaluate_attack, within_item_auc
 from fedmood.privacy.noise import SecureNoise
 from fedmood.threat_study.run import attacked_run, attacks
+from tests.conftest import logs_config
 
 
 def test_within_item_auc_ignores_what_items_differ_in():
@@ -65,17 +65,7 @@ def toy_logs(tmp_path_factory):
 
 
 def _toy(logs, tmp, mechanism, *extra):
-    return compose_config(
-        [
-            "data=logs",
-            f"data.logs_dir={logs}",
-            "data.n_clusters=5",
-            f"results_root={tmp}",
-            f"privacy={mechanism}",
-            *extra,
-        ],
-        config_name="privacy_attacks",
-    )
+    return logs_config(logs, tmp, "data.n_clusters=5", f"privacy={mechanism}", *extra, config_name="privacy_attacks")
 
 
 @pytest.mark.flower

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from fedmood.data.public import public_centres
-from fedmood.federated.run_config import compose_config
 from fedmood.privacy.auditing import (
     audit_central_dp,
     audit_distributed_dp,
@@ -13,6 +12,7 @@ from fedmood.privacy.auditing import (
     guess,
     p_value,
 )
+from tests.conftest import logs_config
 
 
 def test_the_bound_grows_with_correct_guesses_and_never_comes_from_chance():
@@ -27,17 +27,8 @@ def test_the_bound_grows_with_correct_guesses_and_never_comes_from_chance():
 @pytest.fixture
 def audit_cfg(small_logs, tmp_path):
     def make(mechanism: str) -> dict:
-        return compose_config(
-            [
-                "data=logs",
-                f"data.logs_dir={small_logs}",
-                "data.n_clusters=4",
-                "training.epochs=10",
-                f"results_root={tmp_path}",
-                f"privacy={mechanism}",
-                "privacy.target_epsilon=2",
-            ]
-        )
+        overrides = ("data.n_clusters=4", "training.epochs=10", f"privacy={mechanism}", "privacy.target_epsilon=2")
+        return logs_config(small_logs, tmp_path, *overrides)
 
     return make
 

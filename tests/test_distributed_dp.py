@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from fedmood.federated.device import centres_config, local_round
-from fedmood.federated.run_config import compose_config
 from fedmood.federated.server_app import initial_item_arrays
 from fedmood.models import GLOBAL_KEYS
 from fedmood.pipeline import run_federated_simulation
@@ -15,7 +14,7 @@ from fedmood.privacy.accounting import user_level_epsilon
 from fedmood.privacy.central import PrivacyLedger
 from fedmood.privacy.noise import SecureNoise
 from fedmood.privacy.settings import PrivacyConfigError, PrivacySettings, SecAggSettings
-from tests.conftest import make_context
+from tests.conftest import logs_config, make_context
 from tests.test_privacy import _with_privacy
 
 STEP = SecAggSettings().grid_step
@@ -74,18 +73,15 @@ def test_noise_that_does_not_fit_secaggs_range_is_refused_before_any_work(small_
 
 @pytest.mark.flower
 def test_the_server_unmasks_the_clipped_mean_plus_the_shares_noise(small_logs, tmp_path):
-    cfg = compose_config(
-        [
-            "data=logs",
-            f"data.logs_dir={small_logs}",
-            "data.n_clusters=4",
-            "training.epochs=1",
-            f"results_root={tmp_path}",
-            "suggest_users=0",
-            "personalise.enabled=false",
-            "privacy=distributed_dp",
-            "privacy.distributed_dp.noise_multiplier=4.0",
-        ]
+    cfg = logs_config(
+        small_logs,
+        tmp_path,
+        "data.n_clusters=4",
+        "training.epochs=1",
+        "suggest_users=0",
+        "personalise.enabled=false",
+        "privacy=distributed_dp",
+        "privacy.distributed_dp.noise_multiplier=4.0",
     )
     run = run_federated_simulation(cfg)
     # what the clipped, un-noised mean would have been: the devices are deterministic without DP-SGD

@@ -9,7 +9,6 @@ from flwr.common.constant import ErrorCode
 from fedmood.data.generator import GeneratorConfig, write_day_logs
 from fedmood.data.public import public_centres
 from fedmood.federated.device import centres_config, local_round
-from fedmood.federated.run_config import compose_config
 from fedmood.federated.server_app import initial_item_arrays
 from fedmood.models import GLOBAL_KEYS
 from fedmood.pipeline import run_federated_simulation
@@ -17,7 +16,7 @@ from fedmood.privacy.audit import audit_violations
 from fedmood.privacy.settings import SecAggSettings
 from strategies.mods.audit import make_audit_mod
 from strategies.strict import ClientRoundError
-from tests.conftest import make_context, run_experiment
+from tests.conftest import logs_config, make_context, run_experiment
 
 pytestmark = pytest.mark.flower
 N_ITEMS = 4
@@ -29,18 +28,8 @@ def ten_users(tmp_path_factory):
 
 
 def _cfg(logs, tmp_path, mechanism, *extra):
-    return compose_config(
-        [
-            "data=logs",
-            f"data.logs_dir={logs}",
-            f"data.n_clusters={N_ITEMS}",
-            "training.epochs=2",
-            f"results_root={tmp_path}/results",
-            "suggest_users=0",
-            f"privacy={mechanism}",
-            *extra,
-        ]
-    )
+    overrides = (f"data.n_clusters={N_ITEMS}", "training.epochs=2", "suggest_users=0", f"privacy={mechanism}")
+    return logs_config(logs, tmp_path / "results", *overrides, *extra)
 
 
 def _fedavg_of(cfg, run, users):

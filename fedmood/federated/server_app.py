@@ -45,7 +45,7 @@ from fedmood.federated.checkpoint import (
 )
 from fedmood.federated.device import CLUSTERING_STAGES, RUN_KEY, centres_config
 from fedmood.federated.run_config import config_from_context
-from fedmood.models import GLOBAL_KEYS, EmbeddingDotBias
+from fedmood.models import GLOBAL_KEYS, EmbeddingDotBias, shared_size
 from fedmood.privacy.central import PrivacyLedger
 from fedmood.privacy.settings import PrivacySettings
 from strategies.central_dp import ClientClippedSum, flower_accountant, wrap_central_dp
@@ -406,7 +406,7 @@ def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> Fede
     seed_sampling(privacy, int(cfg["seed"]))
     n_users, n_items = federation_shape(cfg)
     node_ids = wait_for_nodes(grid, n_users, float(fed.get("wait_for_nodes") or fed["round_timeout"]))
-    dim = n_items * (int(cfg["model"]["n_factors"]) + 1)  # coordinates of the shared item parameters
+    dim = shared_size(n_items, int(cfg["model"]["n_factors"]))
     ledger = PrivacyLedger(privacy, n_users, fed.get("clients_per_round"), int(fed["num_rounds"]), fed, dim)
     ckpt = resume_checkpoint(cfg, privacy)
     if not privacy.secagg.enabled:

@@ -9,13 +9,11 @@ plot, one panel per user group). ``python -m fedmood.metamf.sweep <sweep folder>
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
-from hydra.experimental.callback import Callback
 
-from fedmood.results import ResultsWriter, atomic_write_text, run_summaries
+from fedmood.results import CollectSweep, ResultsWriter, atomic_write_text, collect_main, run_summaries
 
 GROUPS = ("All", "Low", "Med", "High")
 
@@ -87,17 +85,13 @@ def collect(sweep_dir: str | Path) -> pd.DataFrame:
     return table
 
 
-class CollectBetaSweep(Callback):
+class CollectBetaSweep(CollectSweep):
     """Hydra callback: collect the β sweep's table and figures when the multirun ends."""
 
-    def on_multirun_end(self, config, **kwargs) -> None:
-        table = collect(config.hydra.sweep.dir)
-        cols = ["dataset", "model", "beta", "group", "mae", "mse", "delta_mae"]
-        print("\n" + table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        print(f"\nsweep table and figures: {config.hydra.sweep.dir}")
+    collect = staticmethod(collect)
+    columns = ("dataset", "model", "beta", "group", "mae", "mse", "delta_mae")
+    float_format = "{:.4f}"
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m fedmood.metamf.sweep <sweep folder>")
-    print(collect(sys.argv[1]).to_string(index=False))
+    collect_main(collect, "fedmood.metamf.sweep")

@@ -6,14 +6,12 @@ ends; ``python -m fedmood.threat_study.sweep <sweep folder>`` collects again.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from hydra.experimental.callback import Callback
 
-from fedmood.results import ResultsWriter, run_summaries
+from fedmood.results import CollectSweep, ResultsWriter, collect_main, run_summaries
 from fedmood.threat_study.experiment import COLUMNS
 
 
@@ -83,17 +81,13 @@ def attacks_figure(table: pd.DataFrame):
     return fig
 
 
-class CollectAttackSweep(Callback):
+class CollectAttackSweep(CollectSweep):
     """Hydra callback: collect the sweep's attacks table and figure when the multirun ends."""
 
-    def on_multirun_end(self, config, **kwargs) -> None:
-        table = collect(config.hydra.sweep.dir)
-        cols = ["mechanism", "clients_per_round", "epsilon", "observer", "attack", "auc_within", "epsilon_lower"]
-        print("\n" + table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        print(f"\nsweep table and figure: {config.hydra.sweep.dir}")
+    collect = staticmethod(collect)
+    columns = ("mechanism", "clients_per_round", "epsilon", "observer", "attack", "auc_within", "epsilon_lower")
+    float_format = "{:.3f}"
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m fedmood.threat_study.sweep <sweep folder>")
-    print(collect(sys.argv[1]).to_string(index=False))
+    collect_main(collect, "fedmood.threat_study.sweep")
