@@ -65,14 +65,17 @@ class SecureRounds:
 class SecureSum(LegacyStrategy):
     """Ask every connected node for ``config`` and receive the exact sum of their integers.
 
-    It waits for ``wait_for`` nodes. Nodes answer with :func:`strategies.secagg.to_grid` arrays and
-    weight ``max_weight``; :attr:`sums` holds the integer sums of the round and :attr:`clients` how
-    many nodes they hold. With ``strict`` every asked node must contribute; else at least ``min_nodes``.
+    It waits for ``wait_for`` nodes (at most ``timeout`` seconds). Nodes answer with
+    :func:`strategies.secagg.to_grid` arrays and weight ``max_weight``; :attr:`sums` holds the
+    integer sums of the round and :attr:`clients` how many nodes they hold. With ``strict`` every
+    asked node must contribute; else at least ``min_nodes``.
     """
 
-    def __init__(self, config: dict, settings, wait_for: int, min_nodes: int, strict: bool = True) -> None:
+    def __init__(
+        self, config: dict, settings, wait_for: int, min_nodes: int, strict: bool = True, timeout: float = 600.0
+    ) -> None:
         self.config, self.settings, self.strict = dict(config), settings, strict
-        self.wait_for, self.min_nodes = wait_for, min_nodes
+        self.wait_for, self.min_nodes, self.timeout = wait_for, min_nodes, timeout
         self.sums: list[np.ndarray] | None = None
         self.clients = 0
         self.sampled = 0
@@ -81,7 +84,11 @@ class SecureSum(LegacyStrategy):
         return None
 
     def configure_fit(self, server_round, parameters, client_manager):
-        client_manager.wait_for(self.wait_for)
+        if not client_manager.wait_for(self.wait_for, timeout=int(self.timeout)):
+            raise ClientRoundError(
+                f"secure sum '{self.config.get('stage', '')}': {client_manager.num_available()} nodes connected, "
+                f"{self.wait_for} awaited for {self.timeout:.0f} s"
+            )
         clients = list(client_manager.all().values())
         self.sampled = len(clients)
         empty = Parameters(tensors=[], tensor_type="numpy.ndarray")
@@ -110,10 +117,17 @@ class SecureSum(LegacyStrategy):
 
 
 def secure_sum(
-    rounds: SecureRounds, config: dict, settings, wait_for: int, min_nodes: int, strict: bool, tag: int
+    rounds: SecureRounds,
+    config: dict,
+    settings,
+    wait_for: int,
+    min_nodes: int,
+    strict: bool,
+    tag: int,
+    timeout: float = 600.0,
 ) -> list[np.ndarray]:
     """The exact integer sums of every node's answer to ``config`` (one SecAgg+ round, numbered ``tag``)."""
-    strategy = SecureSum(config, settings, wait_for, min_nodes, strict)
+    strategy = SecureSum(config, settings, wait_for, min_nodes, strict, timeout)
     rounds.run(strategy, tag, [])
     if strategy.sums is None:
         raise ClientRoundError(

@@ -117,13 +117,20 @@ def plain_collect(grid: Grid, node_ids: list[int], timeout: float, min_replies: 
     return collect
 
 
-def secure_collect(rounds: SecureRounds, settings, n_nodes: int, min_replies: int | None) -> Collect:
-    """Clustering statistics as SecAgg+ secure sums: the server learns only the totals."""
+def secure_collect(
+    rounds: SecureRounds, settings, n_nodes: int, min_replies: int | None, timeout: float
+) -> Collect:
+    """Clustering statistics as SecAgg+ secure sums: the server learns only the totals.
+
+    Every node takes part when strict (``min_replies`` None); else whoever is connected, at least
+    ``min_replies``.
+    """
     tags = iter(range(-1, -10**6, -1))  # SecAgg+ round numbers of the clustering rounds
+    minimum = n_nodes if min_replies is None else min_replies
 
     def collect(config: dict) -> dict[str, np.ndarray]:
-        minimum = n_nodes if min_replies is None else min_replies
-        sums = secure_sum(rounds, config, settings, n_nodes, minimum, min_replies is None, next(tags))
+        strict = min_replies is None
+        sums = secure_sum(rounds, config, settings, minimum, minimum, strict, next(tags), timeout)
         return dict(zip(CLUSTERING_STAGES[config["stage"]], sums, strict=True))
 
     return collect
@@ -426,10 +433,11 @@ def _activity_items(
     if privacy.centres(data) == "public":
         print("[federated] activity items from the public reference diaries (no device statistics)", flush=True)
         return public_centres(n_items, int(data["cluster_max_iter"]), str(data["cache_dir"])), 0
+    timeout = float(cfg["federation"]["round_timeout"])
     if rounds is not None:
-        collect = secure_collect(rounds, privacy.secagg, n_users, needed)
+        collect = secure_collect(rounds, privacy.secagg, n_users, needed, timeout)
     else:
-        collect = plain_collect(grid, node_ids, float(cfg["federation"]["round_timeout"]), needed)
+        collect = plain_collect(grid, node_ids, timeout, needed)
     return federated_clustering(collect, n_items, int(data["cluster_max_iter"]), int(cfg["seed"]))
 
 
