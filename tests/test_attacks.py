@@ -23,6 +23,8 @@ def test_within_item_auc_ignores_what_items_differ_in():
     assert within_item_auc(items, items, labels, personal) == 1.0
     result = evaluate_attack(np.arange(8) % 4, items, labels, personal, n_boot=50)
     assert result.auc_within == 1.0 and result.auc_pooled >= result.auc_prior
+    tied = evaluate_attack(np.arange(8) % 4, items, labels, 1.0 + 1e-15 * np.arange(8), n_boot=50)
+    assert tied.auc_within == 0.5 and tied.auc_pooled == tied.auc_prior  # residue is not information
 
 
 def _small_metamf(n_items=40):

@@ -65,12 +65,8 @@ def preference_pairs(cfg: dict, centres: np.ndarray | None, n_users: int, min_ro
 
 
 def _centred(scores: np.ndarray) -> np.ndarray:
-    """Each user's scores relative to their mean over items (the label is relative to the user's mean),
-    rounded to 9 significant digits of the scores' scale: users the data cannot tell apart tie
-    exactly instead of being ordered by floating-point residue."""
-    centred = scores - scores.mean(axis=1, keepdims=True)
-    scale = float(np.abs(centred).max()) or 1.0
-    return np.round(centred / scale, 9)
+    """Each user's scores relative to their mean over items (the label is relative to the user's mean)."""
+    return scores - scores.mean(axis=1, keepdims=True)
 
 
 def client_update_scores(view: ServerView, n_users: int, n_items: int) -> np.ndarray:

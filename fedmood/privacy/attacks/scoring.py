@@ -38,21 +38,27 @@ class AttackResult:
         return asdict(self)
 
 
-def _pairs_and_concordance(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
-    """(correctly ordered pairs, pairs) among one item's users; ties count one half."""
+def _residue(scores: np.ndarray) -> float:
+    """Differences below this are floating-point residue, not information (1e-9 of the largest score)."""
+    return 1e-9 * (float(np.abs(scores).max(initial=0.0)) or 1.0)
+
+
+def _pairs_and_concordance(labels: np.ndarray, scores: np.ndarray, tiny: float) -> tuple[float, float]:
+    """(correctly ordered pairs, pairs) among one item's users; ties (within ``tiny``) count one half."""
     pos, neg = scores[labels], scores[~labels]
     if not len(pos) or not len(neg):
         return 0.0, 0.0
     diff = pos[:, None] - neg[None, :]
-    return float((diff > 0).sum() + 0.5 * (diff == 0).sum()), float(diff.size)
+    return float((diff > tiny).sum() + 0.5 * (np.abs(diff) <= tiny).sum()), float(diff.size)
 
 
 def within_item_auc(users: np.ndarray, items: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
     """Share of correctly ordered (positive, negative) pairs of users of the same item."""
     good = total = 0.0
+    tiny = _residue(scores)
     for item in np.unique(items):
         mask = items == item
-        g, t = _pairs_and_concordance(labels[mask], scores[mask])
+        g, t = _pairs_and_concordance(labels[mask], scores[mask], tiny)
         good, total = good + g, total + t
     return good / total if total else float("nan")
 
@@ -68,11 +74,14 @@ def prior_scores(items: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def _standardised_within_item(items: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Scores as z-scores among each item's users; an item whose scores do not differ (beyond
+    floating-point residue) gets 0 for all: its pairs are ranked by the prior alone."""
     out = np.zeros(len(scores))
+    tiny = _residue(scores)
     for item in np.unique(items):
         mask = items == item
         sd = scores[mask].std()
-        out[mask] = (scores[mask] - scores[mask].mean()) / sd if sd > 0 else 0.0
+        out[mask] = (scores[mask] - scores[mask].mean()) / sd if sd > tiny else 0.0
     return out
 
 
