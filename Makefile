@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint bench bench-data sweep-privacy deploy clean
+.PHONY: run test test-slow lint bench bench-privacy bench-data sweep-privacy sweep-attacks deploy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/mood_fed_vs_central.py
 	$(PY) benchmarks/privacy_overhead.py
 
+bench-privacy: $(STAMP)   # attacks on every privacy mechanism, the audits, MetaMF (12 min on 2 cores)
+	$(PY) benchmarks/privacy_attacks.py
+
 bench-data: $(STAMP)   # the benchmarks on the real data sets in ../shared/data
 	$(PY) benchmarks/metamf_speed.py
 	$(PY) benchmarks/metamf_federated_bytes.py
@@ -39,6 +42,9 @@ deploy: $(STAMP)   # a real local federation: SuperLink + 3 SuperNodes (TLS, nod
 
 sweep-privacy: $(STAMP)
 	$(PY) experiments/privacy_utility.py -m
+
+sweep-attacks: $(STAMP)   # mechanism x epsilon x clients per round: attacks.csv and figures/attacks.png
+	$(PY) experiments/privacy_attacks.py -m
 
 clean:
 	rm -rf $(VENV) .cache results
