@@ -241,6 +241,19 @@ class LocalFederation:
             kill_pids(left)
             time.sleep(0.2)
 
+    def device_reports(self) -> dict[int, dict[str, list]]:
+        """Each device's own report (its errors, ε, personalisation; kept in its store under a privacy
+        mechanism), read with the devices' keys: this harness provisioned every device, so it can."""
+        from fedmood.data.store import EncryptedStore
+        from fedmood.federated.device_report import REPORT_RECORD
+
+        out = {}
+        for i in range(self.n_nodes):
+            store = EncryptedStore.open(*node_store_paths(self.root / "nodes", i))
+            if REPORT_RECORD in store:
+                out[i] = store.get_json(REPORT_RECORD)
+        return out
+
     def leftover_processes(self) -> list[int]:
         """Processes still running in this federation's environment (none after :meth:`stop`)."""
         return processes_with_env("FLWR_HOME", str(self.root / "flwr"))
