@@ -53,12 +53,23 @@ def test_the_server_reads_every_rating_off_metamf_gradients():
 
 
 def test_the_devices_rating_level_defence_blurs_them():
+    """Over 40 fresh noise draws (5 ratings each) the server's guesses stay far from the truth.
+
+    Without the defence every guess is within 1e-4 (the test above); with it about one guess in
+    seven lands within 0.25 by chance, so the bounds below sit many standard errors from the
+    measured rates (mean error 1.5, 13.5% within 0.25) and the test does not flake.
+    """
     phi, items, ratings = _small_metamf()
-    _, grads = fed.private_device_gradients(phi, items, ratings, clip=1.0, noise_multiplier=2.0, noise=SecureNoise())
-    ids, guess, _ = reconstruct_ratings(*_as_message_arrays(phi, grads))
     truth = dict(zip(items.tolist(), ratings.tolist(), strict=True))
-    errors = np.abs(np.clip(guess, 1, 5) - np.array([truth[i] for i in ids]))
-    assert errors.min() > 1e-3 and errors.mean() > 0.3
+    errors = []
+    for _ in range(40):
+        _, grads = fed.private_device_gradients(
+            phi, items, ratings, clip=1.0, noise_multiplier=2.0, noise=SecureNoise()
+        )
+        ids, guess, _ = reconstruct_ratings(*_as_message_arrays(phi, grads))
+        errors.append(np.abs(guess - np.array([truth[i] for i in ids])))
+    errors = np.concatenate(errors)
+    assert errors.mean() > 0.8 and (errors < 0.25).mean() < 0.35
 
 
 @pytest.fixture(scope="module")
