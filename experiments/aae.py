@@ -16,10 +16,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fedmood.aae.experiment import run
+from fedmood.cli import guarded
 from fedmood.paths import with_absolute_paths
 
 
 @hydra.main(config_path="../conf", config_name="aae", version_base="1.3")
+@guarded
 def main(cfg: DictConfig) -> None:
     config = with_absolute_paths(OmegaConf.to_container(cfg, resolve=True), ("data_path", "results_root", "cache_dir"))
     table = run(config, HydraConfig.get().runtime.output_dir)

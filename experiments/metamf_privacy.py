@@ -17,11 +17,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from fedmood.cli import guarded
 from fedmood.metamf.experiment import run
 from fedmood.paths import with_absolute_paths
 
 
 @hydra.main(config_path="../conf", config_name="metamf", version_base="1.3")
+@guarded
 def main(cfg: DictConfig) -> None:
     config = with_absolute_paths(
         OmegaConf.to_container(cfg, resolve=True), ("data_root", "results_root", "ratings_path")

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from fedmood.federated.run_config import prepare_config
+from fedmood.cli import guarded
+from fedmood.federated.run_config import checked_config
 from fedmood.pipeline import run_comparison
 
 
 @hydra.main(config_path="../conf", config_name="mood", version_base="1.3")
+@guarded
 def main(cfg: DictConfig) -> None:
-    config = prepare_config(OmegaConf.to_container(cfg, resolve=True))
+    config = checked_config(cfg)
     out = HydraConfig.get().runtime.output_dir
     res = run_comparison(config, out)
     print("\n" + res["summary"].to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -16,11 +16,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from fedmood.cli import guarded
 from fedmood.paths import with_absolute_paths
 from fedmood.personal.experiment import run
 
 
 @hydra.main(config_path="../conf", config_name="personal", version_base="1.3")
+@guarded
 def main(cfg: DictConfig) -> None:
     config = with_absolute_paths(OmegaConf.to_container(cfg, resolve=True), ("data_path", "results_root", "cache_dir"))
     summary = run(config, HydraConfig.get().runtime.output_dir)

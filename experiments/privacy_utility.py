@@ -18,17 +18,19 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from fedmood.federated.run_config import prepare_config
+from fedmood.cli import guarded
+from fedmood.federated.run_config import checked_config
 from fedmood.pipeline import federated_summary_row, run_federated_simulation, write_federated_only
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.sweep import claim_run
 
 
 @hydra.main(config_path="../conf", config_name="privacy_utility", version_base="1.3")
+@guarded
 def main(cfg: DictConfig) -> None:
-    config = prepare_config(OmegaConf.to_container(cfg, resolve=True))
+    config = checked_config(cfg)
     privacy = PrivacySettings.from_cfg(config)  # refuses impossible combinations before any work
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)

@@ -19,6 +19,9 @@ import pandas as pd
 import yaml
 from hydra.experimental.callback import Callback
 
+#: A run folder holding this file failed or was interrupted (the file says why); collectors skip it.
+FAILED = "FAILED"
+
 
 def atomic_write_with(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     """Stream ``write(file)`` into ``path`` atomically (temporary file + rename), e.g. ``torch.save``."""
@@ -77,10 +80,16 @@ class ResultsWriter:
 
 
 def run_summaries(sweep_dir: str | Path, name: str = "summary") -> pd.DataFrame:
-    """Every run's ``<name>.csv`` in a Hydra sweep folder, in one table with a ``run`` column."""
+    """Every run's ``<name>.csv`` in a Hydra sweep folder, in one table with a ``run`` column.
+
+    Runs marked :data:`FAILED` are skipped (their tables, if any, are not results).
+    """
     sweep_dir = Path(sweep_dir)
     frames = []
     for path in sorted(sweep_dir.glob(f"*/{name}.csv")):
+        if (path.parent / FAILED).exists():
+            print(f"skipping {path.parent} (FAILED: {(path.parent / FAILED).read_text().strip()})", file=sys.stderr)
+            continue
         df = pd.read_csv(path)
         df.insert(0, "run", path.parent.name)
         frames.append(df)

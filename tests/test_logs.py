@@ -77,7 +77,7 @@ def test_ratings_table_formats_and_errors(tmp_path):
     tsv = tmp_path / "r.tsv"
     tsv.write_text("a\tx\t1.0\na\ty\t-1\nb\tx\t0\nb\tz\t1\n")
     df = read_ratings_table(tsv)
-    assert list(df.columns) == ["user", "item", "rating"] and len(df) == 4
+    assert list(df.columns) == ["user", "item", "rating", "line"] and len(df) == 4
     users, n_items, labels = index_ratings(df, val_frac=0.5, seed=0)
     assert n_items == 3 and labels == ["x", "y", "z"] and len(users) == 2
     assert len(users[0].train) == 1 and len(users[0].val) == 1

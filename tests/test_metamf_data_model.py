@@ -61,10 +61,10 @@ def test_user_groups_are_five_percent_by_rating_count():
 
 def test_own_ratings_file_gets_the_metamf_80_10_10_split(tmp_path):
     path = tmp_path / "r.csv"
-    rows = [f"u{u},i{(u * 7 + k) % 13},{1 + k % 5}" for u in range(4) for k in range(10 + 5 * u)]
+    rows = [f"u{u},i{(u * 7 + k) % 31},{1 + k % 5}" for u in range(4) for k in range(10 + 5 * u)]
     path.write_text("user,item,rating\n" + "\n".join(rows) + "\n")
     data = load_ratings_file(path, seed=1)
-    assert (data.n_users, data.n_items) == (4, 13)
+    assert (data.n_users, data.n_items) == (4, 31)
     for u, n in enumerate([10, 15, 20, 25]):
         test = math.ceil(n / 10)
         valid = round((n - test) / 9)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fedmood.data.activities import ACTIVITY_BY_CODE, LOCATIONS, SLOT_MINUTES, SLOTS_PER_HOUR
+from fedmood.errors import InputError, Problem, Problems
 
 LOG_FORMAT = "fedmood-daylog/1"
 _EVENT_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -36,12 +37,12 @@ _EVENT_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 _TIME_FIELDS = ("time", "start", "end")
 
 
-class LogFormatError(ValueError):
+class LogFormatError(InputError):
     """A day log that does not follow the format; the message names the file and the field."""
 
     def __init__(self, path: str | Path, field: str, problem: str) -> None:
         self.path, self.field = str(path), field
-        super().__init__(f"{path}: field '{field}': {problem}")
+        super().__init__(Problem(f"{path}: field '{field}'", problem))
 
 
 @dataclass
@@ -63,6 +64,20 @@ def _require(path: Path, obj: dict, key: str, typ: type | tuple[type, ...], wher
         want = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
         raise LogFormatError(path, name, f"expected {want}, got {type(val).__name__} {val!r}")
     return val
+
+
+def _check_event_values(path: Path, key: str, ev: dict, where: str) -> None:
+    """Values a well-typed event can still get wrong: order of times, signs, ranges, codes."""
+    if key == "apps" and dt.datetime.fromisoformat(ev["end"]) < dt.datetime.fromisoformat(ev["start"]):
+        raise LogFormatError(path, where + "end", f"{ev['end']} is before the session's start {ev['start']}")
+    if key == "calls" and ev["duration_s"] < 0:
+        raise LogFormatError(path, where + "duration_s", f"must be >= 0 seconds, got {ev['duration_s']}")
+    if key == "locations":
+        for name, bound in (("lat", 90.0), ("lon", 180.0)):
+            if not -bound <= ev[name] <= bound:  # also refuses NaN
+                raise LogFormatError(path, where + name, f"must lie in [-{bound:g}, {bound:g}] degrees, got {ev[name]}")
+        if ev["place"] not in LOCATIONS:
+            raise LogFormatError(path, where + "place", f"unknown UKTUS location code {ev['place']}")
 
 
 def parse_day_log(path: str | Path, doc: dict) -> DayLog:
@@ -97,8 +112,7 @@ def parse_day_log(path: str | Path, doc: dict) -> DayLog:
                         raise LogFormatError(path, where + f, f"not an ISO time: {val!r}") from None
                     if t.date() != date and not (f == "end" and t.date() == date + dt.timedelta(1)):
                         raise LogFormatError(path, where + f, f"{val} is not on {date_s}")
-            if key == "locations" and ev["place"] not in LOCATIONS:
-                raise LogFormatError(path, where + "place", f"unknown UKTUS location code {ev['place']}")
+            _check_event_values(path, key, ev, where)
     hours = _require(path, doc, "hours", list)
     acts = np.zeros((24, SLOTS_PER_HOUR), dtype=np.int64)
     moods = np.zeros(24, dtype=np.float64)
@@ -144,22 +158,59 @@ def read_day_log(path: str | Path) -> DayLog:
 def user_folders(root: str | Path) -> list[Path]:
     """The user folders of a logs root, sorted by name (files/folders starting with _ or . skipped)."""
     root = Path(root)
+    if not root.exists():
+        raise InputError(Problem(f"logs folder {root}", "does not exist"))
     if not root.is_dir():
-        raise FileNotFoundError(f"logs folder {root} does not exist")
+        raise InputError(Problem(f"logs folder {root}", "is a file, expected a folder of user folders"))
     users = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
     if not users:
-        raise FileNotFoundError(f"logs folder {root} has no user folders")
+        raise InputError(Problem(f"logs folder {root}", "has no user folders (one sub-folder per user)"))
     return users
 
 
 def read_user_logs(folder: str | Path) -> list[DayLog]:
-    """All day logs of one user's folder (``*.json``), sorted by date; checks the user id."""
+    """All day logs of one user's folder (``*.json``), sorted by date; raises at the first problem.
+
+    The folder is named after the user: every log's ``user_id`` must be the folder's name (so one
+    user cannot hide in two folders), and no date may appear twice.
+    """
     folder = Path(folder)
     files = sorted(folder.glob("*.json"))
     if not files:
-        raise FileNotFoundError(f"user folder {folder} has no *.json day logs")
+        raise InputError(Problem(f"user folder {folder}", "has no *.json day logs"))
     logs = [read_day_log(f) for f in files]
-    for f, log in zip(files, logs, strict=True):
-        if log.user_id != logs[0].user_id:
-            raise LogFormatError(f, "user_id", f"{log.user_id!r} differs from {logs[0].user_id!r} in the same folder")
+    _check_user_folder(folder, files, logs)
     return logs
+
+
+def _check_user_folder(folder: Path, files: list[Path], logs: list[DayLog]) -> None:
+    dates: dict[str, Path] = {}
+    for f, log in zip(files, logs, strict=True):
+        if log.user_id != folder.name:
+            raise LogFormatError(f, "user_id", f"{log.user_id!r} differs from its folder's name {folder.name!r}")
+        if log.date in dates:
+            raise LogFormatError(f, "date", f"{log.date} is also the date of {dates[log.date].name}")
+        dates[log.date] = f
+
+
+def check_logs_folder(root: str | Path) -> int:
+    """Validate every day log under ``root`` and report every bad file at once; returns the user count.
+
+    Raises :class:`~fedmood.errors.InputError` with one problem per bad file (its first problem) and
+    per bad folder.
+    """
+    problems = Problems()
+    folders = user_folders(root)
+    for folder in folders:
+        files = sorted(folder.glob("*.json"))
+        if not files:
+            problems.add(f"user folder {folder}", "has no *.json day logs")
+            continue
+        logs = [problems.absorb(read_day_log, f) for f in files]
+        if all(log is not None for log in logs):
+            problems.absorb(_check_user_folder, folder, files, logs)
+        else:
+            good = [(f, log) for f, log in zip(files, logs, strict=True) if log is not None]
+            problems.absorb(_check_user_folder, folder, [f for f, _ in good], [log for _, log in good])
+    problems.raise_if_any()
+    return len(folders)

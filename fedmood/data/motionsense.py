@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fedmood.errors import InputError
 from fedmood.paths import PROJECT_ROOT
 from fedmood.results import atomic_write_with
 
@@ -49,7 +50,7 @@ ZIP_NAME = "A_DeviceMotion_data.zip"
 MEMBER = re.compile(r"(?:^|/)A_DeviceMotion_data/([a-z]+)_(\d+)/sub_(\d+)\.csv$")
 
 
-class MotionSenseFormatError(ValueError):
+class MotionSenseFormatError(InputError):
     """A MotionSense file that cannot be read as such; the message names the file (and line)."""
 
 

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from fedmood.data.split import split_indices
+from fedmood.errors import InputError, Problem, Problems
 
 
-class RatingsFormatError(ValueError):
+class RatingsFormatError(InputError):
     """A ratings table that cannot be read; the message names the file, line and field."""
 
 
@@ -52,39 +53,87 @@ def read_ratings_table(path: str | Path) -> pd.DataFrame:
     """Read ``user, item, rating`` rows from a CSV/TSV/``::`` file (header optional).
 
     Users and items may be any labels; they are kept as given (see :func:`index_ratings`).
-    Raises :class:`RatingsFormatError` naming the file, the line and the field on bad input.
+    Raises :class:`RatingsFormatError` naming the file, the line and the field of every bad row
+    (a short row, a rating that is not a finite number, an empty label, a (user, item) pair rated
+    twice); the table has a ``line`` column (each row's line in the file).
     """
     path = Path(path)
+    if not path.exists():
+        raise RatingsFormatError(Problem(f"ratings file {path}", "does not exist"))
     if not path.is_file():
-        raise FileNotFoundError(f"ratings file {path} does not exist")
-    with path.open(encoding="utf-8") as f:
-        first = f.readline()
+        raise RatingsFormatError(Problem(f"ratings file {path}", "is a folder, expected a file of ratings"))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise RatingsFormatError(Problem(f"{path}: line {line}", f"not UTF-8 text ({e.reason})")) from None
+    lines = text.splitlines()
+    first = lines[0] if lines else ""
     sep = "::" if "::" in first else "\t" if "\t" in first else ","
-    fields = [c.strip().lower() for c in first.split(sep)]
-    has_header = fields[:3] == ["user", "item", "rating"]
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if (lineno == 1 and has_header) or not line.strip():
-                continue
-            cols = line.rstrip("\r\n").split(sep)
-            if len(cols) < 3:
-                raise RatingsFormatError(
-                    f"{path}: line {lineno}: expected 3 fields (user, item, rating), got {len(cols)}"
-                )
-            try:
-                rating = float(cols[2])
-            except ValueError:
-                raise RatingsFormatError(f"{path}: line {lineno}: field 'rating': not a number: {cols[2]!r}") from None
-            if not np.isfinite(rating):
-                raise RatingsFormatError(f"{path}: line {lineno}: field 'rating': {cols[2]!r}")
-            for name, val in (("user", cols[0]), ("item", cols[1])):
-                if not val.strip():
-                    raise RatingsFormatError(f"{path}: line {lineno}: field '{name}' is empty")
-            rows.append((cols[0].strip(), cols[1].strip(), rating))
-    if not rows:
-        raise RatingsFormatError(f"{path}: no rating rows")
-    return pd.DataFrame(rows, columns=["user", "item", "rating"])
+    has_header = [c.strip().lower() for c in first.split(sep)][:3] == ["user", "item", "rating"]
+    problems, rows, seen = Problems(), [], {}
+    for lineno, line in enumerate(lines, start=1):
+        if (lineno == 1 and has_header) or not line.strip():
+            continue
+        where = f"{path}: line {lineno}"
+        cols = line.split(sep)
+        if len(cols) < 3:
+            problems.add(where, f"expected 3 fields (user, item, rating), got {len(cols)}")
+            continue
+        user, item = cols[0].strip(), cols[1].strip()
+        try:
+            rating = float(cols[2])
+        except ValueError:
+            problems.add(f"{where}: field 'rating'", f"not a number: {cols[2]!r}")
+            continue
+        if not np.isfinite(rating):
+            problems.add(f"{where}: field 'rating'", f"must be a finite number, got {cols[2]!r}")
+            continue
+        empty = [name for name, val in (("user", user), ("item", item)) if not val]
+        if empty:
+            problems.add(f"{where}: field '{empty[0]}'", "is empty")
+            continue
+        if (user, item) in seen:
+            problems.add(where, f"user {user!r} rated item {item!r} already on line {seen[user, item]}")
+            continue
+        seen[user, item] = lineno
+        rows.append((user, item, rating, lineno))
+    if not rows and not problems:
+        problems.add(str(path), "no rating rows")
+    if problems:
+        raise RatingsFormatError(problems.found)
+    return pd.DataFrame(rows, columns=["user", "item", "rating", "line"])
+
+
+def check_rows_per_user(table: pd.DataFrame, path: str | Path, minimum: int = 2) -> None:
+    """Refuse users with fewer than ``minimum`` rows (one to train and one to validate, by default)."""
+    counts = table.groupby("user", sort=False)["line"].agg(["size", "first"])
+    few = counts[counts["size"] < minimum]
+    if len(few):
+        raise RatingsFormatError(
+            [
+                Problem(f"{path}: line {row['first']}", f"user {user!r} has {row['size']} rating(s), needs {minimum}+")
+                for user, row in few.iterrows()
+            ]
+        )
+
+
+def check_rating_range(ratings: np.ndarray, y_range: tuple[float, float], source: str, key: str) -> None:
+    """Refuse ratings outside the model's output range ``y_range`` (set by config ``key``).
+
+    The model's sigmoid cannot reach them, so training would silently fit the wrong scale.
+    """
+    lo, hi = float(np.min(ratings)), float(np.max(ratings))
+    a, b = map(float, y_range)
+    if lo < a or hi > b:
+        pad = 0.1 * (hi - lo) if hi > lo else 0.5
+        raise InputError(
+            Problem(
+                source,
+                f"ratings span [{lo:g}, {hi:g}] but the model predicts within {key}=[{a:g}, {b:g}]: "
+                f"set {key}='[{lo - pad:g},{hi + pad:g}]' to fit this scale, or rescale the ratings",
+            )
+        )
 
 
 def index_ratings(df: pd.DataFrame, val_frac: float, seed: int) -> tuple[list[UserRatings], int, list]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedmood.errors import InputError
 from fedmood.results import atomic_write_with
 
 FORMAT = 1
@@ -29,7 +30,7 @@ FINGERPRINT_KEYS = ("seed", "data", "model", "training", "privacy")
 FINGERPRINT_FEDERATION = ("num_rounds", "local_epochs", "clients_per_round", "nodes")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be resumed (unreadable, another format or another config)."""
 
 

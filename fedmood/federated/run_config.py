@@ -49,13 +49,15 @@ def prepare_config(cfg: dict) -> dict:
     Not in a deployment (``federation.nodes`` set): there the data lives in the devices' stores.
     """
     from fedmood.data.generator import GeneratorConfig, ensure_generated
+    from fedmood.federated.validation import check_config
 
     if not Path(cfg["results_root"]).is_absolute():
         cfg["results_root"] = str(PROJECT_ROOT / cfg["results_root"])
     data = cfg["data"]
     for key in ("cache_dir", "logs_dir", "ratings_path"):
-        if data.get(key) and not Path(data[key]).is_absolute():
+        if data.get(key) and data[key] != "???" and not Path(data[key]).is_absolute():
             data[key] = str(PROJECT_ROOT / data[key])
+    check_config(cfg)  # every config value, before anything is generated, read or started
     if data["source"] == "synthetic" and not data.get("logs_dir") and not cfg["federation"].get("nodes"):
         gen = GeneratorConfig(**{k: data[k] for k in GeneratorConfig.__dataclass_fields__})
         data["logs_dir"] = str(ensure_generated(gen, data["cache_dir"]))
@@ -63,6 +65,15 @@ def prepare_config(cfg: dict) -> dict:
 
 
 @lru_cache(maxsize=8)
+def checked_config(cfg) -> dict:
+    """A Hydra run's config resolved and prepared, with every value and the data checked before any work."""
+    from fedmood.federated.validation import check_data
+
+    config = prepare_config(OmegaConf.to_container(cfg, resolve=True))
+    check_data(config)
+    return config
+
+
 def _config_from_items(items: tuple) -> dict:
     return compose_config(run_config_overrides(dict(items)))
 

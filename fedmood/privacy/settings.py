@@ -21,17 +21,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from fedmood.errors import InputError, Problem
 from fedmood.privacy.noise import NoiseSource, noise_source
 
 MECHANISMS = ("none", "secagg", "central_dp", "central_dp_secagg", "distributed_dp", "dpsgd")
 
 
-class PrivacyConfigError(ValueError):
+class PrivacyConfigError(InputError):
     """A privacy configuration that cannot be run."""
 
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"privacy config, field '{field}': {problem}")
         self.field = field
+        super().__init__(Problem(f"privacy config, field '{field}'", problem))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,110 @@
+"""How every entry point fails: bad input in one message and exit 2, nothing left half-written.
+
+* :class:`~fedmood.errors.InputError` (a bad file, folder or config value, found by the validation
+  that runs before any work): the message is printed without a traceback, the run's folder is
+  removed (nothing was done), exit code 2.
+* Ctrl-C: the run stops within seconds; Ray is shut down, the run's folder is marked ``FAILED``
+  ("interrupted"), exit code 130; no process is left behind.
+* Any other exception (an internal failure, a client that failed): the folder is marked ``FAILED``
+  with the reason (the collectors skip it), the traceback is printed, exit code 1.
+
+``HYDRA_FULL_ERROR=1`` or ``FEDMOOD_DEBUG=1`` keeps the traceback of bad input too.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from fedmood.errors import InputError
+from fedmood.results import FAILED, atomic_write_text
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def debugging() -> bool:
+    """Whether the user asked for full tracebacks."""
+    return any(os.environ.get(v, "") not in ("", "0") for v in ("HYDRA_FULL_ERROR", "FEDMOOD_DEBUG"))
+
+
+def report_bad_input(err: InputError) -> None:
+    """Print a bad-input error as one clear message (no traceback)."""
+    print(f"error: {err}", file=sys.stderr, flush=True)
+
+
+def discard_run_folder(folder: str | Path | None) -> None:
+    """Remove a run's folder that holds nothing but what Hydra wrote before the run began."""
+    if folder is not None and Path(folder).is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def mark_failed(folder: str | Path | None, reason: str) -> None:
+    """Mark a run's folder ``FAILED`` with the reason; sweep collectors skip such folders."""
+    if folder is not None and Path(folder).is_dir():
+        atomic_write_text(Path(folder) / FAILED, reason.rstrip() + "\n")
+
+
+def stop_ray() -> None:
+    """Shut down a Ray runtime this process started (simulations), so no worker outlives the run."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
+def _hard_exit(code: int) -> None:
+    """Exit now: a Ctrl-C can leave a Flower/Ray thread that is not a daemon, and Python would wait on it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def guarded(task: Callable[..., object]) -> Callable[..., object]:
+    """Wrap a Hydra task function with fedmood's failure handling (see the module docstring).
+
+    Use below ``@hydra.main``; the run folder is Hydra's output folder of this job.
+    """
+
+    @functools.wraps(task)
+    def wrapper(cfg):
+        from hydra.core.hydra_config import HydraConfig
+
+        folder = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
+        try:
+            return task(cfg)
+        except InputError as err:
+            discard_run_folder(folder)
+            if debugging():
+                raise
+            report_bad_input(err)
+            raise SystemExit(EXIT_BAD_INPUT) from None
+        except KeyboardInterrupt:
+            mark_failed(folder, "interrupted (Ctrl-C)")
+            print("\ninterrupted: the run stopped; its folder is marked FAILED", file=sys.stderr)
+            stop_ray()
+            _hard_exit(EXIT_INTERRUPTED)
+        except Exception as err:
+            mark_failed(folder, "".join(traceback.format_exception_only(err)))
+            raise
+
+    return wrapper
+
+
+def run_cli(main: Callable[[], object]) -> None:
+    """Run a plain (argparse) entry point with the same failure handling, for commands without Hydra."""
+    try:
+        main()
+    except InputError as err:
+        if debugging():
+            raise
+        report_bad_input(err)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        stop_ray()
+        _hard_exit(EXIT_INTERRUPTED)
