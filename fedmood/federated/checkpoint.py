@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedmood.data.fingerprint import data_fingerprint
 from fedmood.errors import InputError
 from fedmood.results import atomic_write_with
 
@@ -40,9 +41,13 @@ def new_run_key() -> str:
 
 
 def config_fingerprint(cfg: dict) -> str:
-    """Hash of the config parts a resumed run must share with the run that wrote the checkpoint."""
+    """Hash of the config parts and of the data a resumed run must share with the run that wrote the checkpoint."""
     part = {k: cfg.get(k) for k in FINGERPRINT_KEYS}
     part["federation"] = {k: cfg["federation"].get(k) for k in FINGERPRINT_FEDERATION}
+    data = cfg.get("data") or {}
+    if not cfg["federation"].get("nodes"):  # the data itself, not only its path (a deployment's is in the stores)
+        source = data.get("ratings_path") if data.get("source") == "ratings" else data.get("logs_dir")
+        part["data_files"] = data_fingerprint(source) if source else None
     return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -1,19 +1,25 @@
 """One MetaMF / NoMetaMF run under a privacy budget β: train, select on validation, test per user group.
 
-Checkpoints live under ``<results_root>/metamf/checkpoints/`` named by (data, model, β, seed), so
+Checkpoints live under ``<results_root>/metamf/checkpoints/`` named by (data, model, β, seed and a
+hash of the data's fingerprint), so
 re-running the same configuration resumes a killed run instead of starting over; a finished run
 removes them unless ``keep_checkpoints`` is set.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
 
+from fedmood.data.fingerprint import data_fingerprint
 from fedmood.data.metamf import RatingSplits, load_metamf_dataset, load_ratings_file, reveal, user_groups
+from fedmood.data.ratings import check_rating_range
 from fedmood.metamf.model import MetaMF
 from fedmood.metamf.train import MetaTrainConfig, best_checkpoint_path, fit, per_user_errors
 from fedmood.results import ResultsWriter
@@ -21,9 +27,12 @@ from fedmood.training import resolve_device
 
 
 def load_data(cfg: dict) -> RatingSplits:
-    """The configured data: a user's own ratings file, or a published split."""
+    """The configured data: a user's own ratings file (its ratings within ``rating_range``), or a published split."""
     if cfg.get("ratings_path"):
-        return load_ratings_file(cfg["ratings_path"], int(cfg["seed"]))
+        data = load_ratings_file(cfg["ratings_path"], int(cfg["seed"]))
+        ratings = np.concatenate([data.train.ratings, data.valid.ratings, data.test.ratings])
+        check_rating_range(ratings, cfg.get("rating_range") or (0.0, 10.0), cfg["ratings_path"], "rating_range")
+        return data
     root = Path(cfg["data_root"])
     if not root.is_dir():
         raise FileNotFoundError(
@@ -34,7 +43,28 @@ def load_data(cfg: dict) -> RatingSplits:
 
 def data_label(cfg: dict) -> str:
     """The name a run's rows carry: the ratings file's stem, or the published data set's name."""
-    return Path(cfg["ratings_path"]).stem if cfg.get("ratings_path") else cfg["dataset"]
+    return label_of(cfg["dataset"], cfg.get("ratings_path"))
+
+
+def label_of(dataset: str, ratings_path: str | None) -> str:
+    """The data's name: a user's own file's stem, else the published split's (Hydra's ``data_label``)."""
+    return Path(ratings_path).stem if ratings_path else dataset
+
+
+OmegaConf.register_new_resolver("data_label", label_of, replace=True)  # names run folders in conf/metamf.yaml
+
+
+def run_identity(cfg: dict) -> dict:
+    """What a resume checkpoint must share with this run: the data (fingerprinted) and the settings."""
+    source = cfg["ratings_path"] or Path(cfg["data_root"])
+    files = [source] if cfg["ratings_path"] else sorted(Path(source).glob(f"{cfg['dataset']}.*"))
+    return {
+        "data": data_label(cfg),
+        "data_fingerprint": [data_fingerprint(f) for f in files],
+        "variant": cfg["variant"],
+        "beta": float(cfg["beta"]),
+        "seed": int(cfg["seed"]),
+    }
 
 
 def group_rows(
@@ -72,12 +102,13 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     train = reveal(data.train, data.n_users, beta, seed)
     torch.manual_seed(seed)
     model = MetaMF(data.n_users, data.n_items, meta=cfg["variant"] == "metamf").to(device)
-    label = data_label(cfg)
-    ckpt = Path(cfg["results_root"]) / "metamf" / "checkpoints" / f"{label}-{cfg['variant']}-beta{beta:g}-seed{seed}.pt"
+    label, identity = data_label(cfg), run_identity(cfg)
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    name = f"{label}-{cfg['variant']}-beta{beta:g}-seed{seed}-{key}.pt"  # other data: another checkpoint
+    ckpt = Path(cfg["results_root"]) / "metamf" / "checkpoints" / name
     save = cfg.get("checkpoints", True)
-    result = fit(
-        model, train, data.valid, MetaTrainConfig(**cfg["training"], seed=seed), ckpt if save else None, progress
-    )
+    train_cfg = MetaTrainConfig(**cfg["training"], seed=seed)
+    result = fit(model, train, data.valid, train_cfg, ckpt if save else None, progress, identity=identity)
     writer.table("history", pd.DataFrame(result.history))
     table = pd.DataFrame(group_table(model, data, user_groups(data, float(cfg.get("group_frac", 0.05)))))
     table.insert(0, "beta", beta)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from fedmood.data.metamf import Ratings
+from fedmood.errors import InputError, Problem
 from fedmood.metamf.model import MetaMF
 from fedmood.metamf.static_step import StaticStep, uses_static_step
 from fedmood.results import atomic_write_with
@@ -120,8 +121,13 @@ def fit(
     cfg: MetaTrainConfig,
     checkpoint: str | Path | None = None,
     progress: bool = True,
+    identity: dict | None = None,
 ) -> FitResult:
-    """Train with model selection on validation MAE; resume from ``checkpoint`` if it exists."""
+    """Train with model selection on validation MAE; resume from ``checkpoint`` if it exists.
+
+    ``identity`` (e.g. the data's fingerprint and the run's settings) is stored with the checkpoint;
+    a checkpoint with another identity or training config is refused (:class:`InputError`).
+    """
     # Adam's moments of rows a batch has not touched for ~800 steps decay into subnormal floats,
     # which made CPU steps 5x slower after ~2000 steps on ml; flush them to zero.
     torch.set_flush_denormal(True)
@@ -131,8 +137,14 @@ def fit(
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, weights_only=False, map_location=device_of(model))
-        if _resumable(state["config"]) != _resumable(asdict(cfg)):
-            raise ValueError(f"{ckpt}: checkpoint of another training config {state['config']}; remove it to restart")
+        if _resumable(state["config"]) != _resumable(asdict(cfg)) or state.get("identity") != identity:
+            raise InputError(
+                Problem(
+                    str(ckpt),
+                    f"a checkpoint of another run (data/settings {state.get('identity')}, training {state['config']}),"
+                    f" not of this one ({identity}, {asdict(cfg)}); remove it to start afresh",
+                )
+            )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         result = state["result"]
@@ -172,7 +184,14 @@ def fit(
             if improved:
                 _save(best_checkpoint_path(ckpt), **result.best_state)
             light = FitResult(result.history, result.best_epoch, result.best_val_mae)
-            _save(ckpt, config=asdict(cfg), model=model.state_dict(), optimizer=opt.state_dict(), result=light)
+            _save(
+                ckpt,
+                config=asdict(cfg),
+                identity=identity,
+                model=model.state_dict(),
+                optimizer=opt.state_dict(),
+                result=light,
+            )
     if result.best_state:
         model.load_state_dict(result.best_state)
     return result
