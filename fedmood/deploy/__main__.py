@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
+from fedmood.cli import run_cli
 from fedmood.deploy.federation import LocalFederation
+from fedmood.errors import Problems
 from fedmood.paths import PROJECT_ROOT
 
 
@@ -51,11 +54,48 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _option(p: Problems, name: str, value: int | None, low: int, high: int | None = None) -> None:
+    if value is not None and (value < low or (high is not None and value > high)):
+        allowed = f">= {low}" if high is None else f"in {low}..{high}"
+        p.add(f"option --{name}", f"must be {allowed}, got {value}")
+
+
+def check_args(args: argparse.Namespace, overrides: list[str]) -> None:
+    """Every option, the logs folder and the run's config (with the overrides), before anything starts."""
+    from fedmood.data.logs import check_logs_folder
+    from fedmood.federated.run_config import compose_config, run_config_overrides
+
+    p = Problems()
+    _option(p, "nodes", args.nodes, 1)
+    _option(p, "days", args.days, 1)
+    if args.command == "run":
+        _option(p, "rounds", args.rounds, 1)
+        _option(p, "min-replies", args.min_replies, 1, max(args.nodes, 1))
+        _option(p, "kill-node", args.kill_node, 0, args.nodes - 1)
+        if args.kill_node is not None:
+            _option(p, "kill-round", args.kill_round, 1, args.rounds)
+        if args.rejoin and args.kill_node is None:
+            p.add("option --rejoin", "needs --kill-node (the node to restart)")
+    if args.logs:
+        n_users = p.absorb(check_logs_folder, args.logs)
+        if n_users is not None and n_users < args.nodes:
+            p.add(f"option --logs {args.logs}", f"has {n_users} user folders for {args.nodes} nodes")
+    if not p:
+        rounds = {"num-server-rounds": args.rounds} if args.command == "run" else {}
+        settings = [*run_config_overrides({"engine": "deployment", **rounds}), f"federation.nodes={args.nodes}"]
+        try:
+            p.absorb(compose_config, settings + overrides)
+        except Exception as err:  # Hydra's own errors: an unknown key, a bad override
+            p.add(f"overrides after -- ({shlex.join(overrides)})", str(err).splitlines()[0])
+    p.raise_if_any()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = _parser().parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     args.root = args.root.resolve()
+    check_args(args, overrides)  # refuses bad input before anything is provisioned or started
     secure = not args.insecure
     fed = LocalFederation(args.root, args.nodes, secure=secure, auth=secure)
     marker = args.root / "fault-marker"
@@ -64,8 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         marker.unlink(missing_ok=True)
         node_config[args.kill_node] = f'fault-marker="{marker}" fault-round={args.kill_round}'
     signal.signal(signal.SIGTERM, _terminate)
+    provisioned_before = set((args.root / "nodes").glob("node-*"))
     try:
-        fed.start(_logs_dir(args), node_config)
+        try:
+            fed.start(_logs_dir(args), node_config)
+        except BaseException:
+            for node in set((args.root / "nodes").glob("node-*")) - provisioned_before:
+                shutil.rmtree(node, ignore_errors=True)  # stores this call provisioned: nothing half-made stays
+            raise
         print(f"[deploy] SuperLink {fed.address} ({'TLS + node auth' if secure else 'insecure'}), "
               f"{args.nodes} SuperNodes; logs in {args.root / 'logs'}", flush=True)  # fmt: skip
         if args.command == "up":
@@ -94,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"[deploy] SuperNode {args.kill_node} rejoined", flush=True)
             time.sleep(0.5)
         _echo(run.text(), shown)
-        return run.process.returncode
+        return _outcome(run.text(), run.process.returncode, run.log)
     except KeyboardInterrupt:
         return 130
     finally:
@@ -102,6 +148,17 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, signal.SIG_IGN)
         fed.stop()
         print("[deploy] federation stopped", flush=True)
+
+
+def _outcome(text: str, returncode: int, log: Path) -> int:
+    """The run's exit code: non-zero if ``flwr run`` failed or the ServerApp ended without its results."""
+    if returncode == 0 and any(line.startswith("results: ") for line in text.splitlines()):
+        return 0
+    errors = [line for line in text.splitlines() if "Error" in line or "Exception" in line or "error" in line]
+    print(f"[deploy] the run FAILED (flwr run exit code {returncode}); log {log}", file=sys.stderr, flush=True)
+    for line in errors[-8:]:
+        print(f"[deploy]   {line.strip()}", file=sys.stderr, flush=True)
+    return returncode or 1
 
 
 def _terminate(*_) -> None:
@@ -119,5 +176,17 @@ def _echo(text: str, shown: int) -> int:
     return len(lines)
 
 
+def cli() -> None:
+    """``python -m fedmood.deploy``: bad input exits 2 with one message, a failed run with its code."""
+    code = 0
+
+    def _main() -> None:
+        nonlocal code
+        code = main()
+
+    run_cli(_main)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()
