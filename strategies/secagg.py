@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 from flwr.server.workflow import SecAggPlusWorkflow
 
+from strategies.strict import failure_text
+
 
 class SecAggRangeError(ValueError):
     """A value SecAgg+ would clip or overflow."""
@@ -54,10 +56,31 @@ def _count(value: float) -> int | float:
     return int(value) if float(value).is_integer() and value > 1 else float(value)
 
 
-def secagg_workflow(settings, n_sampled: int) -> SecAggPlusWorkflow:
+class ReportingSecAggPlusWorkflow(SecAggPlusWorkflow):
+    """Flower's SecAgg+ workflow that keeps the failures of its last round (:attr:`failures`).
+
+    Flower's workflow logs a halted round and returns; the clients' errors that halted it stay in
+    its per-round state. They are kept here so that the run can fail with the clients' own reason.
+    """
+
+    failures: list[Exception]
+
+    def setup_stage(self, grid, context, state) -> bool:
+        self.failures = state.failures  # the round's list: later stages append to it
+        return super().setup_stage(grid, context, state)
+
+    def failure_reasons(self) -> list[str]:
+        """The distinct error messages of the last round's failed clients."""
+        seen: dict[str, None] = {}
+        for failure in getattr(self, "failures", []):
+            seen.setdefault(failure_text(failure), None)
+        return list(seen)
+
+
+def secagg_workflow(settings, n_sampled: int) -> ReportingSecAggPlusWorkflow:
     """Flower's SecAgg+ fit workflow for ``settings`` (a ``SecAggSettings``)."""
     settings.check(n_sampled)
-    return SecAggPlusWorkflow(
+    return ReportingSecAggPlusWorkflow(
         num_shares=_count(settings.num_shares),
         reconstruction_threshold=_count(settings.reconstruction_threshold),
         max_weight=float(settings.max_weight),

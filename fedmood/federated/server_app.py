@@ -348,7 +348,8 @@ def _train_secagg(
         params = rounds.run(strategy, rnd, params)
         if strategy.last_round != rnd:  # SecAgg+ halted before unmasking: too few clients took part
             if needed is None:
-                raise ClientRoundError(f"train round {rnd}: SecAgg+ halted (fewer clients than its threshold)")
+                why = "; ".join(rounds.workflow.failure_reasons()) or "fewer clients than its threshold"
+                raise ClientRoundError(f"train round {rnd}: SecAgg+ halted: {why}")
             log_.on_aggregate(rnd, None, {}, 0)
         log_.stamp(rnd)
     return ArrayRecord({k: Array(np.asarray(v)) for k, v in zip(GLOBAL_KEYS, params, strict=True)}), None

@@ -106,6 +106,9 @@ def _check_population(cfg: dict, n_users: int, p: Problems, source: str) -> None
         val = f.get(key)
         if isinstance(val, int) and not isinstance(val, bool) and val > n_users:
             p.config(f"federation.{key}", f"{val} is more than the {n_users} devices of {source}")
+    privacy = p.absorb(PrivacySettings.from_cfg, cfg)
+    if privacy is not None and privacy.secagg.enabled:  # the clustering's secure sums hold every device
+        p.absorb(privacy.secagg.check, n_users)
 
 
 def check_config(cfg: dict) -> None:
