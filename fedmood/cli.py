@@ -5,8 +5,11 @@
   removed (nothing was done), exit code 2.
 * Ctrl-C: the run stops within seconds; Ray is shut down, the run's folder is marked ``FAILED``
   ("interrupted"), exit code 130; no process is left behind.
-* Any other exception (an internal failure, a client that failed): the folder is marked ``FAILED``
-  with the reason (the collectors skip it), the traceback is printed, exit code 1.
+* A run that failed for a reason outside fedmood's code (:class:`~fedmood.errors.RunFailedError`,
+  e.g. a client that raised): its reason is printed without a traceback, the folder is marked
+  ``FAILED`` (the collectors skip it), exit code 1.
+* Any other exception (an internal failure): the folder is marked ``FAILED`` with the reason, the
+  traceback is printed, exit code 1.
 
 ``HYDRA_FULL_ERROR=1`` or ``FEDMOOD_DEBUG=1`` keeps the traceback of bad input too.
 """
@@ -21,9 +24,10 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from fedmood.errors import InputError
+from fedmood.errors import InputError, RunFailedError
 from fedmood.results import FAILED, atomic_write_text
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -83,6 +87,12 @@ def guarded(task: Callable[..., object]) -> Callable[..., object]:
                 raise
             report_bad_input(err)
             raise SystemExit(EXIT_BAD_INPUT) from None
+        except RunFailedError as err:
+            mark_failed(folder, str(err))
+            if debugging():
+                raise
+            print(f"error: the run failed: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_FAILED) from None
         except KeyboardInterrupt:
             mark_failed(folder, "interrupted (Ctrl-C)")
             print("\ninterrupted: the run stopped; its folder is marked FAILED", file=sys.stderr)

@@ -59,6 +59,13 @@ def _rebuild(cls: type[InputError], problems: list[Problem], state: dict) -> Inp
     return err
 
 
+class RunFailedError(RuntimeError):
+    """A run that could not finish for a reason outside fedmood's code (e.g. a client that failed).
+
+    Entry points print its message without a traceback and exit 1; the run's folder is marked FAILED.
+    """
+
+
 def config_problem(key: str, what: str) -> Problem:
     """A problem with a config value, named by its dotted key."""
     return Problem(f"config key {key}", what)

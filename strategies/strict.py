@@ -26,11 +26,13 @@ from flwr.server.strategy import Strategy as LegacyStrategy
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from fedmood.errors import RunFailedError
+
 OnAggregate = Callable[[int, object, object, int], None]
 log = logging.getLogger("fedmood")
 
 
-class ClientRoundError(RuntimeError):
+class ClientRoundError(RunFailedError):
     """A round in which a client raised or did not reply."""
 
 

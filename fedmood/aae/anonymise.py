@@ -24,13 +24,13 @@ import torch
 
 from fedmood.aae.models import Autoencoder
 from fedmood.data.motionsense import (
-    MotionSenseFormatError,
     Standardiser,
     magnitudes,
     read_recording_csv,
     sliding_windows,
     window_count,
 )
+from fedmood.errors import InputError, Problem, Problems
 from fedmood.results import atomic_write_bytes, atomic_write_text
 
 CHANNEL_NAMES = ("rotation_magnitude", "acceleration_magnitude")
@@ -48,20 +48,23 @@ class Anonymiser:
     def load(cls, path: str | Path) -> Anonymiser:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such anonymiser checkpoint (experiments/aae.py writes aae.pt)")
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise InputError(Problem(f"--model {path}", f"{what}: expected an aae.pt of experiments/aae.py"))
         try:
             state = torch.load(path, weights_only=False, map_location="cpu")
             model = Autoencoder(hidden=int(state["hidden"]))
             model.load_state_dict(state["model"])
-        except (KeyError, RuntimeError, EOFError, ValueError) as exc:
-            raise ValueError(f"{path}: not an anonymiser checkpoint of experiments/aae.py ({exc})") from exc
+        except Exception as exc:  # a corrupt or foreign file fails in many ways (pickle, zip, keys, shapes)
+            raise InputError(
+                Problem(f"--model {path}", f"not an anonymiser checkpoint of experiments/aae.py ({type(exc).__name__})")
+            ) from exc
         return cls(model, Standardiser(np.asarray(state["mean"]), np.asarray(state["std"])), int(state["width"]))
 
     def windows(self, data: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
         """Anonymised windows (N, 2, width) in physical units, and the sample each starts at."""
         n = window_count(len(data), self.width, stride)
         if n == 0:
-            raise ValueError(f"the recording has {len(data)} samples: fewer than one window of {self.width}")
+            raise InputError(f"the recording has {len(data)} samples: fewer than one window of {self.width}")
         x = sliding_windows(magnitudes(data), self.width, stride)
         starts = np.arange(n) * stride
         out = self.model.transform(torch.as_tensor(self.standardiser(x))).numpy()
@@ -86,7 +89,25 @@ def write_output(path: Path, windows: np.ndarray, starts: np.ndarray) -> None:
         )
         atomic_write_text(path, frame.to_csv(index=False))
     else:
-        raise ValueError(f"{path}: the output must end in .npz or .csv")
+        raise InputError(Problem(f"--output {path}", "must end in .npz or .csv"))
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every argument, before the model is loaded or anything is read (all problems at once)."""
+    p = Problems()
+    if args.stride < 1:
+        p.add("--stride", f"must be a whole number of samples >= 1, got {args.stride}")
+    for option, path in (("--model", Path(args.model)), ("--input", Path(args.input))):
+        if not path.is_file():
+            p.add(f"{option} {path}", "is a folder, expected a file" if path.is_dir() else "does not exist")
+    out = Path(args.output)
+    if out.is_dir():
+        p.add(f"--output {out}", "is a folder: give a file name ending in .npz or .csv")
+    elif out.suffix not in (".npz", ".csv"):
+        p.add(f"--output {out}", "must end in .npz or .csv")
+    elif out.parent.exists() and not out.parent.is_dir():
+        p.add(f"--output {out}", f"{out.parent} is not a folder")
+    p.raise_if_any()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,10 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stride", type=int, default=10, help="samples between window starts (default 10)")
     args = ap.parse_args(argv)
     try:
+        check_args(args)
         anonymiser = Anonymiser.load(args.model)
         windows, starts = anonymiser.windows(read_recording_csv(Path(args.input)), args.stride)
+        if not np.isfinite(windows).all():
+            raise RuntimeError("the anonymiser produced non-finite values; nothing was written")
         write_output(Path(args.output), windows, starts)
-    except (MotionSenseFormatError, FileNotFoundError, ValueError) as exc:
+    except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{len(windows)} anonymised windows of {windows.shape[2]} samples -> {args.output}")

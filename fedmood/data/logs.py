@@ -146,6 +146,9 @@ def parse_day_log(path: str | Path, doc: dict) -> DayLog:
 def read_day_log(path: str | Path) -> DayLog:
     """Read and validate one day log file."""
     path = Path(path)
+    if not path.is_file():
+        what = "is a folder, expected a day log file" if path.is_dir() else "does not exist"
+        raise LogFormatError(path, "<file>", what)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:

@@ -50,6 +50,10 @@ ZIP_NAME = "A_DeviceMotion_data.zip"
 MEMBER = re.compile(r"(?:^|/)A_DeviceMotion_data/([a-z]+)_(\d+)/sub_(\d+)\.csv$")
 
 
+#: Largest magnitude accepted in a DeviceMotion column (radians, g, rad/s: real values are below 100).
+MAX_ABS_VALUE = 1e4
+
+
 class MotionSenseFormatError(InputError):
     """A MotionSense file that cannot be read as such; the message names the file (and line)."""
 
@@ -93,7 +97,15 @@ def read_recording_csv(source: str | Path | bytes, name: str | None = None) -> n
         raise MotionSenseFormatError(
             f"{name}, line {row + 2}: column {COLUMNS[col]!r} is {values.iat[row, col]!r}, not a number"
         )
-    return numbers.to_numpy(np.float32)
+    out = numbers.to_numpy(np.float64)
+    wild = ~(np.abs(out) <= MAX_ABS_VALUE)  # inf, NaN and values no phone's motion sensor gives
+    if wild.any():
+        row, col = np.argwhere(wild)[0]
+        raise MotionSenseFormatError(
+            f"{name}, line {row + 2}: column {COLUMNS[col]!r} is {values.iat[row, col]!r}: "
+            f"every value must be finite and within +-{MAX_ABS_VALUE:g}"
+        )
+    return out.astype(np.float32)
 
 
 def _members(source: Path) -> Iterable[tuple[str, Callable[[], bytes]]]:

@@ -128,25 +128,45 @@ def check_data(cfg: dict) -> int:
 
     Day logs: every file of every user folder (all bad files reported at once). A ratings table:
     every row, and the rating scale against ``model.y_range``. Generated data is valid by
-    construction (its user count comes from the config).
+    construction (its user count comes from the config). Then the privacy ledger is set up as the
+    run will set it up (noise for the target ε, distributed DP's shares and grid room).
     """
-    d = cfg["data"]
-    if (cfg.get("federation") or {}).get("nodes") is not None:
-        return int(cfg["federation"]["nodes"])
+    d, fed = cfg["data"], cfg.get("federation") or {}
     p = Problems()
-    if d["source"] == "ratings":
+    n_items = int(d.get("n_clusters") or 0)
+    if fed.get("nodes") is not None:
+        n_users, source = int(fed["nodes"]), "the deployment"
+    elif d["source"] == "ratings":
         table = read_ratings_table(d["ratings_path"])
         p.absorb(check_rows_per_user, table, d["ratings_path"])
         ratings = table["rating"].to_numpy()
         p.absorb(check_rating_range, ratings, cfg["model"]["y_range"], d["ratings_path"], "model.y_range")
-        n_users, source = int(table["user"].nunique()), d["ratings_path"]
+        n_users, n_items, source = int(table["user"].nunique()), int(table["item"].nunique()), d["ratings_path"]
     elif d["source"] == "logs":
         n_users, source = check_logs_folder(d["logs_dir"]), d["logs_dir"]
     else:
-        return int(d["n_users"])
+        n_users, source = int(d["n_users"]), "this config"
     _check_population(cfg, n_users, p, source)
+    if not p:
+        _check_ledger(cfg, n_users, n_items, p)
     p.raise_if_any()
     return n_users
+
+
+def _check_ledger(cfg: dict, n_users: int, n_items: int, p: Problems) -> None:
+    from fedmood.models import shared_size
+    from fedmood.privacy.central import PrivacyLedger
+
+    fed = cfg["federation"]
+    privacy = PrivacySettings.from_cfg(cfg)
+    dim = shared_size(n_items, int(cfg["model"]["n_factors"]))
+    rounds = int(fed.get("num_rounds") or cfg["training"]["epochs"])
+    try:
+        PrivacyLedger(privacy, n_users, fed.get("clients_per_round"), rounds, fed, dim)
+    except InputError as err:
+        p.found.extend(err.problems)
+    except ValueError as err:
+        p.add(f"privacy config ({privacy.mechanism})", str(err))
 
 
 def check_run(cfg: dict) -> int:

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from fedmood.data.fingerprint import data_fingerprint
 from fedmood.data.metamf import RatingSplits, load_metamf_dataset, load_ratings_file, reveal, user_groups
 from fedmood.data.ratings import check_rating_range
+from fedmood.errors import Problems, require_number
 from fedmood.metamf.model import MetaMF
 from fedmood.metamf.train import MetaTrainConfig, best_checkpoint_path, fit, per_user_errors
 from fedmood.results import ResultsWriter
@@ -91,8 +92,44 @@ def group_table(model: MetaMF, data: RatingSplits, groups: dict[str, np.ndarray]
     return group_rows(*per_user_errors(model, data.test, data.n_users), groups)
 
 
+def check_config(cfg: dict) -> None:
+    """Every setting of a MetaMF run, before any data is read (one InputError with all problems)."""
+    p = Problems()
+    require_number(p, "beta", cfg.get("beta"), low=0, high=1, low_open=True)
+    require_number(p, "seed", cfg.get("seed"), low=0, integer=True)
+    require_number(p, "threads", cfg.get("threads", 1), low=1, integer=True)
+    if cfg.get("variant") not in ("metamf", "nometamf"):
+        p.config("variant", f"must be metamf or nometamf, got {cfg.get('variant')!r}")
+    if str(cfg.get("device", "auto")) not in ("auto", "cpu", "cuda", "mps"):
+        p.config("device", f"must be auto, cpu, cuda or mps, got {cfg.get('device')!r}")
+    t = cfg.get("training") or {}
+    require_number(p, "training.lr", t.get("lr"), low=0, low_open=True)
+    require_number(p, "training.weight_decay", t.get("weight_decay"), low=0)
+    require_number(p, "training.batch_size", t.get("batch_size"), low=1, integer=True)
+    require_number(p, "training.grad_clip", t.get("grad_clip"), low=0, low_open=True)
+    require_number(p, "training.max_epochs", t.get("max_epochs"), low=1, integer=True)
+    require_number(p, "training.patience", t.get("patience"), low=0, integer=True)
+    r = cfg.get("rating_range") or (0.0, 10.0)
+    if not (isinstance(r, list | tuple) and len(r) == 2 and all(isinstance(v, int | float) for v in r) and r[0] < r[1]):
+        p.config("rating_range", f"must be [low, high] with low < high, got {r!r}")
+    path = cfg.get("ratings_path")
+    if path and not Path(path).is_file():
+        what = "is a folder, expected a file" if Path(path).is_dir() else "does not exist"
+        p.config("ratings_path", f"{path} {what}")
+    elif not path and not Path(cfg["data_root"]).is_dir():
+        p.config(
+            "data_root",
+            f"MetaMF data folder {cfg['data_root']} not found (see ../shared/data/README.md); set it or ratings_path",
+        )
+    elif not path and not list(Path(cfg["data_root"]).glob(f"{cfg.get('dataset')}.userlist*")):
+        found = sorted({f.name.split(".")[0] for f in Path(cfg["data_root"]).glob("*.userlist*")})
+        p.config("dataset", f"no {cfg.get('dataset')}.* split in {cfg['data_root']} (there: {', '.join(found)})")
+    p.raise_if_any()
+
+
 def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     """Train the configured model at the configured β and write the run's results folder."""
+    check_config(cfg)
     torch.set_num_threads(int(cfg.get("threads", 2)))
     device = resolve_device(str(cfg.get("device", "auto")))
     data = load_data(cfg)  # validated before anything is written
