@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedmood.deploy.processes import descendants
+from fedmood.process_tree import descendants
 
 ROOT = Path(__file__).resolve().parents[1]
 

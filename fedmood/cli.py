@@ -16,15 +16,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import sys
 import traceback
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from fedmood.errors import InputError, RunFailedError
+from fedmood.process_tree import kill_pids, processes_with_env
 from fedmood.results import FAILED, atomic_write_text
 
 EXIT_FAILED = 1
@@ -54,17 +57,41 @@ def mark_failed(folder: str | Path | None, reason: str) -> None:
         atomic_write_text(Path(folder) / FAILED, reason.rstrip() + "\n")
 
 
+#: Every process a guarded run starts (Ray's, Flower's) inherits this variable, naming the run.
+RUN_MARK = "FEDMOOD_RUN"
+
+
+def mark_processes() -> None:
+    """Tag this process's environment so that everything it starts can be found and stopped."""
+    os.environ.setdefault(RUN_MARK, f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
 def stop_ray() -> None:
-    """Shut down a Ray runtime this process started (simulations), so no worker outlives the run."""
+    """Shut down a Ray runtime this process started (simulations) and kill every process the run left.
+
+    Flower may already have shut Ray down when the Ctrl-C reaches us, leaving busy workers that
+    take seconds to notice; every process carrying this run's mark is killed instead.
+    """
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
-        ray.shutdown()
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+    if RUN_MARK in os.environ:
+        kill_pids(processes_with_env(RUN_MARK, os.environ[RUN_MARK]))
 
 
-def _hard_exit(code: int) -> None:
-    """Exit now: a Ctrl-C can leave a Flower/Ray thread that is not a daemon, and Python would wait on it."""
+def stop_and_exit(code: int) -> None:
+    """Stop Ray and exit now, silently.
+
+    After a Ctrl-C, Flower's simulation threads (not daemons: Python would wait for them) fail as
+    Ray goes away; their tracebacks are noise, so the output is closed before Ray is stopped.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    stop_ray()
     os._exit(code)
 
 
@@ -79,6 +106,7 @@ def guarded(task: Callable[..., object]) -> Callable[..., object]:
         from hydra.core.hydra_config import HydraConfig
 
         folder = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
+        mark_processes()
         try:
             return task(cfg)
         except InputError as err:
@@ -96,8 +124,7 @@ def guarded(task: Callable[..., object]) -> Callable[..., object]:
         except KeyboardInterrupt:
             mark_failed(folder, "interrupted (Ctrl-C)")
             print("\ninterrupted: the run stopped; its folder is marked FAILED", file=sys.stderr)
-            stop_ray()
-            _hard_exit(EXIT_INTERRUPTED)
+            stop_and_exit(EXIT_INTERRUPTED)
         except Exception as err:
             mark_failed(folder, "".join(traceback.format_exception_only(err)))
             raise
@@ -107,6 +134,7 @@ def guarded(task: Callable[..., object]) -> Callable[..., object]:
 
 def run_cli(main: Callable[[], object]) -> None:
     """Run a plain (argparse) entry point with the same failure handling, for commands without Hydra."""
+    mark_processes()
     try:
         main()
     except InputError as err:
@@ -116,5 +144,4 @@ def run_cli(main: Callable[[], object]) -> None:
         raise SystemExit(EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        stop_ray()
-        _hard_exit(EXIT_INTERRUPTED)
+        stop_and_exit(EXIT_INTERRUPTED)

@@ -68,8 +68,12 @@ def _require(path: Path, obj: dict, key: str, typ: type | tuple[type, ...], wher
 
 def _check_event_values(path: Path, key: str, ev: dict, where: str) -> None:
     """Values a well-typed event can still get wrong: order of times, signs, ranges, codes."""
-    if key == "apps" and dt.datetime.fromisoformat(ev["end"]) < dt.datetime.fromisoformat(ev["start"]):
-        raise LogFormatError(path, where + "end", f"{ev['end']} is before the session's start {ev['start']}")
+    if key == "apps":
+        start, end = dt.datetime.fromisoformat(ev["start"]), dt.datetime.fromisoformat(ev["end"])
+        if (start.tzinfo is None) != (end.tzinfo is None):
+            raise LogFormatError(path, where + "end", "start and end must both have a UTC offset, or neither")
+        if end < start:
+            raise LogFormatError(path, where + "end", f"{ev['end']} is before the session's start {ev['start']}")
     if key == "calls" and ev["duration_s"] < 0:
         raise LogFormatError(path, where + "duration_s", f"must be >= 0 seconds, got {ev['duration_s']}")
     if key == "locations":

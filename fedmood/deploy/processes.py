@@ -8,13 +8,13 @@ component therefore kills its whole process tree, found by parent ids.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from fedmood.process_tree import descendants, kill_pids
 
 
 def free_port() -> int:
@@ -24,56 +24,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def descendants(pid: int) -> list[int]:
-    """All live descendants of ``pid`` (children first found, grandchildren after)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 def cmdline(pid: int) -> str:
     """The command line of ``pid`` ('' if it is gone)."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
-
-
-def processes_with_env(name: str, value: str) -> list[int]:
-    """Live processes of this user whose environment has ``name=value`` (every process a federation
-    starts, and everything those start, inherits its ``FLWR_HOME``)."""
-    needle = f"{name}={value}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            env = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in env.split(b"\0"):
-            found.append(int(entry.name))
-    return found
-
-
-def kill_pids(pids: list[int]) -> None:
-    """SIGKILL each of ``pids`` (those already gone are skipped)."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def kill_all(processes: list[subprocess.Popen], timeout: float = 10.0) -> None:
