@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -131,3 +132,13 @@ def require_number(
     above = high is not None and (value > high or (high_open and value == high))
     if below or above:
         problems.config(key, f"must be {allowed}, got {value!r}")
+
+
+def require_path(problems: Problems, where: str, path: str | Path, kind: str = "file") -> bool:
+    """Check that ``path`` is an existing ``kind`` ("file" or "folder"); recorded under ``where`` if not."""
+    path = Path(path)
+    ok = path.is_file() if kind == "file" else path.is_dir()
+    if not ok:
+        other = "folder" if kind == "file" else "file"
+        problems.add(where, f"{path} is a {other}, expected a {kind}" if path.exists() else f"{path} does not exist")
+    return ok

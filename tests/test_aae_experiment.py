@@ -69,7 +69,7 @@ def test_the_anonymiser_tool_refuses_bad_input(tmp_path, capsys):
     bad.write_text("time,rotationRate.x\n0,1.0\n")
     model = tmp_path / "none.pt"
     assert anonymise_main(["--model", str(model), "--input", str(bad), "--output", str(tmp_path / "o.npz")]) == 2
-    assert "none.pt: does not exist" in capsys.readouterr().err
+    assert "none.pt does not exist" in capsys.readouterr().err
     from fedmood.aae.experiment import save_anonymiser  # a real (untrained) checkpoint for the column check
     from fedmood.aae.models import Autoencoder
     from fedmood.data.motionsense import Standardiser

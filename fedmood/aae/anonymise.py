@@ -30,7 +30,7 @@ from fedmood.data.motionsense import (
     sliding_windows,
     window_count,
 )
-from fedmood.errors import InputError, Problem, Problems
+from fedmood.errors import InputError, Problem, Problems, require_path
 from fedmood.results import atomic_write_bytes, atomic_write_text
 
 CHANNEL_NAMES = ("rotation_magnitude", "acceleration_magnitude")
@@ -97,9 +97,8 @@ def check_args(args: argparse.Namespace) -> None:
     p = Problems()
     if args.stride < 1:
         p.add("--stride", f"must be a whole number of samples >= 1, got {args.stride}")
-    for option, path in (("--model", Path(args.model)), ("--input", Path(args.input))):
-        if not path.is_file():
-            p.add(f"{option} {path}", "is a folder, expected a file" if path.is_dir() else "does not exist")
+    for option, path in (("--model", args.model), ("--input", args.input)):
+        require_path(p, option, path, "file")
     out = Path(args.output)
     if out.is_dir():
         p.add(f"--output {out}", "is a folder: give a file name ending in .npz or .csv")

@@ -10,11 +10,9 @@ a results folder is written, before clustering, training or Ray start.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fedmood.data.logs import check_logs_folder
 from fedmood.data.ratings import check_rating_range, check_rows_per_user, read_ratings_table
-from fedmood.errors import InputError, Problems, require_number
+from fedmood.errors import InputError, Problems, require_number, require_path
 from fedmood.privacy.settings import PrivacySettings
 
 SOURCES = ("synthetic", "logs", "ratings")
@@ -63,18 +61,14 @@ def _check_data_config(cfg: dict, p: Problems) -> None:
         require_number(p, "data.n_activities", d.get("n_activities"), low=1, integer=True)
     if (cfg.get("federation") or {}).get("nodes") is not None:
         return  # a deployment: the data lives in the devices' stores
-    if source == "logs":
-        if _missing(d.get("logs_dir")):
-            p.config("data.logs_dir", "data=logs needs the folder of your day logs: data.logs_dir=/path/to/logs")
-        elif not Path(d["logs_dir"]).is_dir():
-            what = "is a file, expected a folder" if Path(d["logs_dir"]).exists() else "does not exist"
-            p.config("data.logs_dir", f"{d['logs_dir']} {what}")
-    if source == "ratings":
-        if _missing(d.get("ratings_path")):
-            p.config("data.ratings_path", "data=ratings needs a ratings file: data.ratings_path=/path/to/ratings.csv")
-        elif not Path(d["ratings_path"]).is_file():
-            what = "is a folder, expected a file" if Path(d["ratings_path"]).exists() else "does not exist"
-            p.config("data.ratings_path", f"{d['ratings_path']} {what}")
+    for kind, key, wanted, example in (("logs", "logs_dir", "folder", "the folder of your day logs"),
+                                       ("ratings", "ratings_path", "file", "a ratings file")):  # fmt: skip
+        if source != kind:
+            continue
+        if _missing(d.get(key)):
+            p.config(f"data.{key}", f"data={kind} needs {example}: data.{key}=/path/to/it")
+        else:
+            require_path(p, f"config key data.{key}", d[key], wanted)
 
 
 def _check_federation(cfg: dict, p: Problems) -> None:

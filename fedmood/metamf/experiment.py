@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from fedmood.data.fingerprint import data_fingerprint
 from fedmood.data.metamf import RatingSplits, load_metamf_dataset, load_ratings_file, reveal, user_groups
 from fedmood.data.ratings import check_rating_range
-from fedmood.errors import Problems, require_number
+from fedmood.errors import Problems, require_number, require_path
 from fedmood.metamf.model import MetaMF
 from fedmood.metamf.train import MetaTrainConfig, best_checkpoint_path, fit, per_user_errors
 from fedmood.results import ResultsWriter
@@ -113,9 +113,8 @@ def check_config(cfg: dict) -> None:
     if not (isinstance(r, list | tuple) and len(r) == 2 and all(isinstance(v, int | float) for v in r) and r[0] < r[1]):
         p.config("rating_range", f"must be [low, high] with low < high, got {r!r}")
     path = cfg.get("ratings_path")
-    if path and not Path(path).is_file():
-        what = "is a folder, expected a file" if Path(path).is_dir() else "does not exist"
-        p.config("ratings_path", f"{path} {what}")
+    if path:
+        require_path(p, "config key ratings_path", path, "file")
     elif not path and not Path(cfg["data_root"]).is_dir():
         p.config(
             "data_root",
