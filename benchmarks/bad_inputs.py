@@ -163,11 +163,19 @@ def _edit(user: str, day: int, edit: Callable[[dict], None]) -> Callable[[Path],
     return change
 
 
-def _set(key: str, index: int, field_: str, value) -> Callable[[dict], None]:
-    def edit(doc: dict) -> None:
-        doc[key][index][field_] = value
+def _set(key: str, index: int, field_: str, value) -> Callable[[Path], None]:
+    """Set ``doc[key][index][field_]`` in the first log (of any user) that has such an entry."""
 
-    return edit
+    def change(root: Path) -> None:
+        for path in sorted(root.glob("*/*.json")):
+            doc = json.loads(path.read_text())
+            if len(doc.get(key, [])) > index:
+                doc[key][index][field_] = value
+                path.write_text(json.dumps(doc))
+                return
+        raise RuntimeError(f"no log with {key}[{index}]")
+
+    return change
 
 
 def _copy_day_as_duplicate(root: Path) -> None:
@@ -279,19 +287,19 @@ def build_cases(tmp: Path) -> list[Case]:
         logs_case("user-id-not-folder", _edit("user0001", 0, lambda d: d.update(user_id="someone")), "field 'user_id'"),
         logs_case("same-user-two-folders", _same_user_twice, "user0002"),
         logs_case("duplicate-date", _copy_day_as_duplicate, "field 'date'"),
-        logs_case("app-ends-before-start", _edit("user0000", 0, _swap_app_times), "field 'apps[0].end'"),
-        logs_case("negative-call", _edit("user0000", 1, _set("calls", 0, "duration_s", -5)), "calls[0].duration_s"),
-        logs_case("latitude-500", _edit("user0003", 0, _set("locations", 0, "lat", 500.0)), "locations[0].lat"),
-        logs_case("mood-3", _edit("user0002", 1, _set("hours", 4, "mood", 3)), "hours[4].mood"),
+        logs_case("app-ends-before-start", _swap_app_times, "field 'apps[0].end'"),
+        logs_case("negative-call", _set("calls", 0, "duration_s", -5), "calls[0].duration_s"),
+        logs_case("latitude-500", _set("locations", 0, "lat", 500.0), "locations[0].lat"),
+        logs_case("mood-3", _set("hours", 4, "mood", 3), "hours[4].mood"),
         logs_case("json-is-folder", _json_folder, "2026-02-01.json"),
         logs_case("invalid-json", lambda r: next((r / "user0000").glob("*.json")).write_text("{oops"), "'<json>'"),
         logs_case(
             "privacy-utility-bad-mood",
-            _edit("user0002", 1, _set("hours", 4, "mood", 3)),
+            _set("hours", 4, "mood", 3),
             "hours[4].mood",
             script="experiments/privacy_utility.py",
         ),
-        logs_case("no-user-folders", lambda r: [shutil.rmtree(p) for p in r.iterdir()], "no user folders"),
+        logs_case("no-user-folders", lambda r: [shutil.rmtree(p) for p in r.iterdir() if p.is_dir()], "no user folders"),
         # ---- ratings tables
         ratings_case(
             "ratings-1e9", _ratings(tmp / "huge.csv", [*_good_rows()[:-1], ("u4", "i5", 1e9)]), "model.y_range"
@@ -361,13 +369,13 @@ def build_cases(tmp: Path) -> list[Case]:
         Case("anon-stride-neg", [*anon, str(rec), "--output", str(tmp / "o.npz"), "--stride", "-5"], "--stride"),
         Case(
             "anon-inf",
-            [*anon, str(_recording(tmp / "inf.csv", "inf")), "--output", str(tmp / "o.npz")],
-            "inf.csv, line 41",
+            [*anon, str(_recording(tmp / "rec-inf.csv", "inf")), "--output", str(tmp / "o.npz")],
+            "rec-inf.csv, line 41",
         ),
         Case(
             "anon-1e300",
-            [*anon, str(_recording(tmp / "big.csv", "1e300")), "--output", str(tmp / "o.npz")],
-            "big.csv, line 41",
+            [*anon, str(_recording(tmp / "rec-big.csv", "1e300")), "--output", str(tmp / "o.npz")],
+            "rec-big.csv, line 41",
         ),
         Case("anon-output-folder", [*anon, str(rec), "--output", str(tmp / "out-folder")], "out-folder"),
         Case("anon-output-suffix", [*anon, str(rec), "--output", str(tmp / "o.txt")], ".npz or .csv"),
@@ -409,9 +417,14 @@ def build_cases(tmp: Path) -> list[Case]:
     return cases
 
 
-def _swap_app_times(doc: dict) -> None:
-    app = doc["apps"][0]
-    app["start"], app["end"] = app["end"], app["start"]
+def _swap_app_times(root: Path) -> None:
+    for path in sorted(root.glob("*/*.json")):
+        doc = json.loads(path.read_text())
+        if doc["apps"] and doc["apps"][0]["start"] < doc["apps"][0]["end"]:
+            app = doc["apps"][0]
+            app["start"], app["end"] = app["end"], app["start"]
+            path.write_text(json.dumps(doc))
+            return
 
 
 def _metamf(results: Path, tmp: Path, name: str, overrides: list[str], expect: str) -> Case:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+
 from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
 
@@ -9,8 +13,16 @@ from flwr.serverapp import ServerApp
 def simulate(
     server_app: ServerApp, client_app: ClientApp, num_nodes: int, client_cpus: float = 1, backend_cpus: int = 2
 ) -> None:
-    """``run_simulation`` with ``num_nodes`` SuperNodes on the CPU, Ray's own logging quiet."""
+    """``run_simulation`` with ``num_nodes`` SuperNodes on the CPU, Ray's own logging quiet.
+
+    A ClientApp's exception is logged as one line (its message), not as Ray's traceback: the run
+    then fails with the clients' reasons (``FEDMOOD_DEBUG=1`` keeps the tracebacks).
+    """
     from flwr.simulation import run_simulation
+
+    flwr_log = logging.getLogger("flwr")
+    if not os.environ.get("FEDMOOD_DEBUG") and not any(isinstance(f, OneLineClientErrors) for f in flwr_log.filters):
+        flwr_log.addFilter(OneLineClientErrors())
 
     run_simulation(
         server_app=server_app,
@@ -22,3 +34,15 @@ def simulate(
         },
         verbose_logging=False,
     )
+
+
+class OneLineClientErrors(logging.Filter):
+    """Shorten Flower's log of a failed ClientApp (a Ray traceback, ~60 lines) to its message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "Traceback (most recent call last)" in text:
+            found = re.findall(r"Message: (.+)", text)
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            record.msg, record.args = f"a ClientApp failed: {found[-1] if found else lines[-1]}", ()
+        return True
