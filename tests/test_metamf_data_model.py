@@ -148,5 +148,5 @@ def test_fit_resumes_from_its_checkpoint_with_the_same_result(tmp_path):
     resumed = fit(MetaMF(12, 15), train, valid, cfg, tmp_path / "b.pt", progress=False)
     assert [h["val_mae"] for h in resumed.history] == [h["val_mae"] for h in straight.history]
     assert resumed.best_epoch == straight.best_epoch
-    with pytest.raises(ValueError, match="another training config"):
+    with pytest.raises(ValueError, match="a checkpoint of another run"):
         fit(MetaMF(12, 15), train, valid, MetaTrainConfig(lr=1e-3, max_epochs=4), tmp_path / "a.pt", False)
