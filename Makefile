@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint bench bench-privacy bench-data sweep-privacy sweep-attacks deploy clean
+.PHONY: run test test-slow lint bench bench-privacy bench-inputs bench-data sweep-privacy sweep-attacks deploy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench: $(STAMP)
 
 bench-privacy: $(STAMP)   # attacks on every privacy mechanism, the audits, MetaMF (12 min on 2 cores)
 	$(PY) benchmarks/privacy_attacks.py
+
+bench-inputs: $(STAMP)   # every bad input against every entry point, as a user would (7 min on 2 cores)
+	$(PY) benchmarks/bad_inputs.py
 
 bench-data: $(STAMP)   # the benchmarks on the real data sets in ../shared/data
 	$(PY) benchmarks/metamf_speed.py

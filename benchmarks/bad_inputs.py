@@ -299,7 +299,9 @@ def build_cases(tmp: Path) -> list[Case]:
             "hours[4].mood",
             script="experiments/privacy_utility.py",
         ),
-        logs_case("no-user-folders", lambda r: [shutil.rmtree(p) for p in r.iterdir() if p.is_dir()], "no user folders"),
+        logs_case(
+            "no-user-folders", lambda r: [shutil.rmtree(p) for p in r.iterdir() if p.is_dir()], "no user folders"
+        ),
         # ---- ratings tables
         ratings_case(
             "ratings-1e9", _ratings(tmp / "huge.csv", [*_good_rows()[:-1], ("u4", "i5", 1e9)]), "model.y_range"
