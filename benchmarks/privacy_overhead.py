@@ -10,7 +10,7 @@
   schedule, measured in this process over ``--dpsgd-rounds`` rounds each, interleaved;
 * ``fed_val_mse``: the non-private federated run's final validation MSE (default config);
 * ``central_dp_val_mse_at_eps1``: the same run with user-level central DP calibrated to ε = 1
-  (δ = 1/users) over the whole run.
+  (δ = min(1/users^1.1, 1e-5), the default) over the whole run.
 
 Prints the details, then one summary line last:
 
