@@ -16,6 +16,9 @@ import pandas as pd
 from fedmood.data.split import split_indices
 from fedmood.errors import InputError, Problem, Problems
 
+#: Ratings beyond this magnitude are taken for corrupt values, not another scale.
+MAX_RATING = 1e4
+
 
 class RatingsFormatError(InputError):
     """A ratings table that cannot be read; the message names the file, line and field."""
@@ -127,12 +130,13 @@ def check_rating_range(ratings: np.ndarray, y_range: tuple[float, float], source
     a, b = map(float, y_range)
     if lo < a or hi > b:
         pad = 0.1 * (hi - lo) if hi > lo else 0.5
+        fix = (
+            f"set {key}='[{lo - pad:g},{hi + pad:g}]' to fit this scale, or rescale the ratings"
+            if max(abs(lo), abs(hi)) <= MAX_RATING
+            else f"values beyond +-{MAX_RATING:g} are not ratings: fix the file"
+        )
         raise InputError(
-            Problem(
-                source,
-                f"ratings span [{lo:g}, {hi:g}] but the model predicts within {key}=[{a:g}, {b:g}]: "
-                f"set {key}='[{lo - pad:g},{hi + pad:g}]' to fit this scale, or rescale the ratings",
-            )
+            Problem(source, f"ratings span [{lo:g}, {hi:g}] but the model predicts within {key}=[{a:g}, {b:g}]: {fix}")
         )
 
 
