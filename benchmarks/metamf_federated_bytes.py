@@ -2,7 +2,7 @@
 
     python benchmarks/metamf_federated_bytes.py [--dataset ml] [--users 30] [--rounds 3]
 
-Runs the four-stage federated MetaMF rounds (``strategies/metamf_generator.py``) in a Flower
+Runs the four-stage federated MetaMF rounds (``fedmood/metamf/generator_loop.py``) in a Flower
 simulation with the first ``--users`` users of the data set (their training ratings, the data set's
 full item catalogue) and prints per round the array payload bytes per client, then one line last:
 

@@ -4,7 +4,7 @@
 
 Runs the federated mood recommender (default data: 50 users x 20 days, 50 rounds) under each
 mechanism with the server's view recorded, attacks it (``fedmood.privacy.attacks``), audits every DP
-mechanism in one run (``fedmood.privacy.auditing``), then attacks federated MetaMF on the first
+mechanism in one run (``fedmood.threat_study.auditing``), then attacks federated MetaMF on the first
 users of ``ml`` (``../shared/data/metamf``) with and without the devices' rating-level defence. Each
 run's results folder lands under ``--out``; all attack rows in ``--out/attacks.csv``. Last line:
 

@@ -25,9 +25,10 @@ import numpy as np
 
 from fedmood.data.local import load_all_local_data
 from fedmood.federated.device import centres_config, local_round, node_context
+from fedmood.federated.run import run_federated_simulation
 from fedmood.federated.run_config import compose_config
 from fedmood.federated.server_app import initial_item_arrays
-from fedmood.pipeline import centralised_clustering, run_federated_simulation
+from fedmood.pipeline import centralised_clustering
 
 
 def _round_seconds(run) -> float:

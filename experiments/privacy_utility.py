@@ -21,8 +21,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from fedmood.cli import guarded
+from fedmood.federated.run import federated_summary_row, run_federated_simulation, write_federated_only
 from fedmood.federated.run_config import checked_config
-from fedmood.pipeline import federated_summary_row, run_federated_simulation, write_federated_only
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.sweep import claim_run
 

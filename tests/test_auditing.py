@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fedmood.data.public import public_centres
-from fedmood.privacy.auditing import (
+from fedmood.threat_study.auditing import (
     audit_central_dp,
     audit_distributed_dp,
     audit_dpsgd,

@@ -34,9 +34,10 @@ from fedmood.federated.checkpoint import (
     save_checkpoint,
 )
 from fedmood.federated.client_app import build_client_app
-from fedmood.federated.device import LOCAL_STATE_KEY, RUN_KEY, centres_config
+from fedmood.federated.device import RUN_KEY, centres_config
 from fedmood.federated.run_config import run_config_overrides
 from fedmood.federated.server_app import initial_item_arrays
+from fedmood.keys import LOCAL_STATE_KEY
 from strategies.mods.faults import fault_point
 from strategies.resume import ResumeAt
 from strategies.strict import ClientRoundError, FailLoudly, successful_replies

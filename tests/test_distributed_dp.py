@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from fedmood.federated.device import centres_config, local_round
+from fedmood.federated.run import run_federated_simulation
 from fedmood.federated.server_app import initial_item_arrays
 from fedmood.models import GLOBAL_KEYS
-from fedmood.pipeline import run_federated_simulation
 from fedmood.privacy import distributed
 from fedmood.privacy.accounting import user_level_epsilon
 from fedmood.privacy.central import PrivacyLedger

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fedmood.pipeline import run_comparison, run_federated_simulation
+from fedmood.federated.run import run_federated_simulation
+from fedmood.pipeline import run_comparison
 from strategies.strict import ClientRoundError
 
 pytestmark = pytest.mark.flower

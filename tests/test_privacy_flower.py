@@ -9,9 +9,9 @@ from flwr.common.constant import ErrorCode
 from fedmood.data.generator import GeneratorConfig, write_day_logs
 from fedmood.data.public import public_centres
 from fedmood.federated.device import centres_config, local_round
+from fedmood.federated.run import run_federated_simulation
 from fedmood.federated.server_app import initial_item_arrays
 from fedmood.models import GLOBAL_KEYS
-from fedmood.pipeline import run_federated_simulation
 from fedmood.privacy.audit import audit_violations
 from fedmood.privacy.settings import SecAggSettings
 from strategies.mods.audit import make_audit_mod

@@ -10,8 +10,8 @@ import pytest
 
 import fedmood.federated.server_app as server_app
 from fedmood.data.device_store import provision_devices
+from fedmood.federated.run import run_federated_simulation
 from fedmood.federated.run_config import compose_config
-from fedmood.pipeline import run_federated_simulation
 
 pytestmark = pytest.mark.flower
 

@@ -30,6 +30,7 @@ from fedmood.data.fragments import N_CODES
 from fedmood.data.local import LocalData, load_local_data
 from fedmood.data.store import EncryptedStore
 from fedmood.federated.device_report import add_to_report
+from fedmood.keys import LOCAL_STATE_KEY
 from fedmood.models import GLOBAL_KEYS, LOCAL_KEYS, EmbeddingDotBias
 from fedmood.privacy import dpsgd
 from fedmood.privacy.noise import NoiseSource
@@ -48,7 +49,6 @@ from fedmood.training import (
 )
 from strategies.deferred_eval import CLIENT_SECONDS, FIT_SECONDS, VAL_N, VAL_SSE
 
-LOCAL_STATE_KEY = "user-state"  # context.state record holding the user's own parameters
 PERSONAL_ITEMS_KEY = "personal-items"  # the device's own fine-tuned copy of the item parameters, if any
 TRAIN_ROWS = "train-rows"
 DPSGD_EPSILON, DPSGD_DELTA, DPSGD_NOISE = "dpsgd-epsilon", "dpsgd-delta", "dpsgd-noise"

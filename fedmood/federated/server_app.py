@@ -44,7 +44,6 @@ from fedmood.federated.checkpoint import (
     save_checkpoint,
 )
 from fedmood.federated.device import CLUSTERING_STAGES, RUN_KEY, centres_config
-from fedmood.federated.run_config import config_from_context
 from fedmood.models import GLOBAL_KEYS, EmbeddingDotBias, shared_size
 from fedmood.privacy.central import PrivacyLedger
 from fedmood.privacy.settings import PrivacySettings
@@ -536,13 +535,3 @@ def build_server_app(
         on_done(run_federated(wrap_grid(grid) if wrap_grid else grid, cfg, context), cfg)
 
     return app
-
-
-def _write_flwr_run_results(run: FederatedRun, cfg: dict) -> None:
-    from fedmood.pipeline import write_federated_only
-
-    write_federated_only(run, cfg)
-
-
-#: For ``flwr run .``: results go to ``results_root`` from the run config.
-app = build_server_app(config_from_context, _write_flwr_run_results)

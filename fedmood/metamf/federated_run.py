@@ -22,10 +22,10 @@ from fedmood.federated.server_app import wait_for_nodes
 from fedmood.federated.simulation import simulate
 from fedmood.metamf.client_app import build_client_app
 from fedmood.metamf.experiment import data_label, group_rows, load_data
+from fedmood.metamf.generator_loop import MetaGeneratorStrategy
 from fedmood.metamf.model import MetaMF
 from fedmood.metamf.train import MetaTrainConfig, make_optimizer
 from fedmood.results import ResultsWriter
-from strategies.metamf_generator import MetaGeneratorStrategy
 
 
 def user_rows(rows: Ratings, n_users: int) -> list[Ratings]:

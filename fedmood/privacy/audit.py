@@ -12,6 +12,7 @@ SecAgg+ not a single plain array.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,6 @@ from flwr.common import bytes_to_ndarray
 from fedmood.data.local import load_local_data
 from fedmood.models import GLOBAL_KEYS
 from fedmood.privacy.settings import PrivacySettings
-from strategies.mods.audit import as_array, decode_bytes
 
 #: Names of the aggregate metrics a client may report.
 AGGREGATE_METRICS = {
@@ -183,3 +183,13 @@ def audit_violations(
             if data.fragments is not None and _contains(flat, data.fragments[:8].ravel(), atol=0):
                 report.violations.append(f"{where}: the user's raw fragments were sent")
     return report
+
+
+def decode_bytes(value) -> bytes:
+    """Bytes recorded by the audit mod."""
+    return base64.b64decode(value["bytes"])
+
+
+def as_array(entry: dict) -> np.ndarray:
+    """A recorded array."""
+    return np.asarray(entry["values"], dtype=entry["dtype"]).reshape(entry["shape"])

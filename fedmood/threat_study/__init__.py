@@ -2,7 +2,7 @@
 
 It runs the federated mood recommender under a privacy mechanism with the server's view recorded
 (:mod:`fedmood.privacy.attacks.server_view`), attacks that view (:mod:`fedmood.privacy.attacks`),
-audits the mechanism with canaries (:mod:`fedmood.privacy.auditing`) and writes one row per
+audits the mechanism with canaries (:mod:`fedmood.threat_study.auditing`) and writes one row per
 (observer, attack) to ``attacks.csv``; a sweep over mechanism x ε x clients per round adds the
 figure (``experiments/privacy_attacks.py``).
 """

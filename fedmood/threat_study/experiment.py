@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from fedmood.pipeline import federated_summary_row, write_federated_only
-from fedmood.privacy.auditing import AuditResult, audit_central_dp, audit_distributed_dp, audit_dpsgd
+from fedmood.federated.run import federated_summary_row, write_federated_only
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.results import ResultsWriter
+from fedmood.threat_study.auditing import AuditResult, audit_central_dp, audit_distributed_dp, audit_dpsgd
 from fedmood.threat_study.run import AttackedRun, attacked_run, attacks
 
 #: attacks.csv's columns, in order (the issue's table, then the details).

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedmood.data.local import data_shape
+from fedmood.federated.run import run_federated_simulation
 from fedmood.federated.server_app import FederatedRun
-from fedmood.pipeline import run_federated_simulation
 from fedmood.privacy.attacks.attribute import (
     PreferencePairs,
     client_update_scores,

@@ -15,10 +15,9 @@ import base64
 import json
 from pathlib import Path
 
-import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
 
-from fedmood.federated.device import LOCAL_STATE_KEY
+from fedmood.keys import LOCAL_STATE_KEY
 
 
 def _value(v):
@@ -79,13 +78,3 @@ def make_audit_mod(folder: str | Path):
         return reply
 
     return audit_mod
-
-
-def decode_bytes(value) -> bytes:
-    """Bytes recorded by the audit mod."""
-    return base64.b64decode(value["bytes"])
-
-
-def as_array(entry: dict) -> np.ndarray:
-    """A recorded array."""
-    return np.asarray(entry["values"], dtype=entry["dtype"]).reshape(entry["shape"])
