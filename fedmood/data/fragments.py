@@ -37,11 +37,6 @@ def encode_codes(slots: np.ndarray) -> np.ndarray:
     return lut[slots]
 
 
-def decode_codes(encoded: np.ndarray) -> np.ndarray:
-    """Map categorical indices back to UKTUS codes."""
-    return np.array([a.code for a in ACTIVITIES], dtype=np.int64)[encoded]
-
-
 def split_into_fragments(logs: list[DayLog]) -> UserFragments:
     """Cut each day log into its 24 hourly fragments, in date and hour order."""
     if not logs:

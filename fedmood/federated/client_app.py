@@ -136,7 +136,7 @@ def train_mods(privacy: PrivacySettings) -> list:
 def build_client_app(cfg_fn: ConfigFn, mods: list | None = None) -> ClientApp:
     """The ClientApp; ``cfg_fn(context)`` gives the experiment config (closure or run config).
 
-    ``mods`` wrap every message (e.g. :func:`strategies.mods.audit.audit_mod`).
+    ``mods`` wrap every message (e.g. :func:`strategies.mods.audit.make_audit_mod`).
     """
     app = ClientApp(mods=mods or [])
 

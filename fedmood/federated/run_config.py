@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import shlex
 from functools import lru_cache
-from pathlib import Path
 
 from flwr.app import Context
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from fedmood.paths import CONF_DIR, PROJECT_ROOT
+from fedmood.paths import CONF_DIR, with_absolute_paths
 
 ALIASES = {"num-server-rounds": "training.epochs", "privacy-mechanism": "privacy", "engine": "federation"}
 
@@ -51,12 +50,8 @@ def prepare_config(cfg: dict) -> dict:
     from fedmood.data.generator import GeneratorConfig, ensure_generated
     from fedmood.federated.validation import check_config
 
-    if not Path(cfg["results_root"]).is_absolute():
-        cfg["results_root"] = str(PROJECT_ROOT / cfg["results_root"])
-    data = cfg["data"]
-    for key in ("cache_dir", "logs_dir", "ratings_path"):
-        if data.get(key) and data[key] != "???" and not Path(data[key]).is_absolute():
-            data[key] = str(PROJECT_ROOT / data[key])
+    with_absolute_paths(cfg, ("results_root",))
+    data = with_absolute_paths(cfg["data"], ("cache_dir", "logs_dir", "ratings_path"))
     check_config(cfg)  # every config value, before anything is generated, read or started
     if data["source"] == "synthetic" and not data.get("logs_dir") and not cfg["federation"].get("nodes"):
         gen = GeneratorConfig(**{k: data[k] for k in GeneratorConfig.__dataclass_fields__})

@@ -180,6 +180,8 @@ class PrivacySettings:
     def validate(self) -> None:
         """Refuse combinations that cannot run (names the offending field)."""
         c = self.central_dp
+        if self.mechanism not in MECHANISMS:
+            raise PrivacyConfigError("mechanism", f"must be one of {', '.join(MECHANISMS)}, got {self.mechanism!r}")
         if self.accountant not in ("rdp", "prv"):
             raise PrivacyConfigError("accountant", f"must be 'rdp' or 'prv', got {self.accountant!r}")
         if sum([c.enabled, self.distributed_dp.enabled, self.dpsgd.enabled]) > 1:
