@@ -6,3 +6,25 @@ privacy audit all spell them the same way without importing each other.
 
 #: The ``context.state`` record holding the user's own (never shared) parameters on a device.
 LOCAL_STATE_KEY = "user-state"
+#: The device's own fine-tuned copy of the item parameters, if any.
+PERSONAL_ITEMS_KEY = "personal-items"
+#: Config key: which run the device's stored user state belongs to.
+RUN_KEY = "run-key"
+
+# ---- the metrics a client sends with its reply (a MetricRecord); one spelling each
+#: The weight of a client's update (Flower's convention).
+NUM_EXAMPLES = "num-examples"
+#: The device's training rows.
+TRAIN_ROWS = "train-rows"
+#: Sum of squared validation errors and validation rows: the server pools them into one MSE.
+VAL_SSE, VAL_N = "val-sse", "val-n"
+#: Seconds spent in the train handler and in the training loop (summed over clients).
+CLIENT_SECONDS, FIT_SECONDS = "client-seconds", "fit-seconds"
+#: A DP-SGD device's ε, δ and noise multiplier so far.
+DPSGD_EPSILON, DPSGD_DELTA, DPSGD_NOISE = "dpsgd-epsilon", "dpsgd-delta", "dpsgd-noise"
+DPSGD_PREFIX = "dpsgd-"
+
+
+def spread(key: str, stat: str) -> str:
+    """The name of an aggregate over clients of a per-client value: ``<key>-max`` or ``<key>-mean``."""
+    return f"{key}-{stat}"

@@ -29,12 +29,11 @@ from flwr.server.strategy import FedAvg as LegacyFedAvg
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-VAL_SSE, VAL_N = "val-sse", "val-n"
-#: Per-client seconds spent in the train handler and in the training loop (summed over clients).
-CLIENT_SECONDS, FIT_SECONDS = "client-seconds", "fit-seconds"
+from fedmood.keys import CLIENT_SECONDS, DPSGD_DELTA, DPSGD_EPSILON, FIT_SECONDS, VAL_N, VAL_SSE
+
 SUMMED_KEYS = (VAL_SSE, VAL_N, CLIENT_SECONDS, FIT_SECONDS)
 #: Per-client values reported as ``<key>-max`` and ``<key>-mean`` (e.g. each client's DP-SGD ε).
-SPREAD_KEYS = ("dpsgd-epsilon", "dpsgd-delta")
+SPREAD_KEYS = (DPSGD_EPSILON, DPSGD_DELTA)
 
 
 def combine_metrics(weighted: list[tuple[float, Mapping[str, float]]]) -> dict[str, float]:
@@ -51,7 +50,7 @@ def combine_metrics(weighted: list[tuple[float, Mapping[str, float]]]) -> dict[s
             else:
                 out[key] = out.get(key, 0.0) + float(val) * w / total_w
     for key, vals in spread.items():
-        out[f"{key}-max"], out[f"{key}-mean"] = max(vals), sum(vals) / len(vals)
+        out[spread(key, "max")], out[spread(key, "mean")] = max(vals), sum(vals) / len(vals)
     return out
 
 

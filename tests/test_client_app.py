@@ -6,9 +6,9 @@ from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
 from fedmood.data.local import load_local_data
 from fedmood.federated.client_app import build_client_app
-from fedmood.federated.device import PERSONAL_ITEMS_KEY, centres_config
+from fedmood.federated.device import centres_config
 from fedmood.federated.server_app import initial_item_arrays
-from fedmood.keys import LOCAL_STATE_KEY
+from fedmood.keys import LOCAL_STATE_KEY, PERSONAL_ITEMS_KEY
 from fedmood.models import GLOBAL_KEYS
 from tests.conftest import make_context, make_message
 

@@ -34,10 +34,10 @@ from fedmood.federated.checkpoint import (
     save_checkpoint,
 )
 from fedmood.federated.client_app import build_client_app
-from fedmood.federated.device import RUN_KEY, centres_config
+from fedmood.federated.device import centres_config
 from fedmood.federated.run_config import run_config_overrides
 from fedmood.federated.server_app import initial_item_arrays
-from fedmood.keys import LOCAL_STATE_KEY
+from fedmood.keys import LOCAL_STATE_KEY, RUN_KEY
 from strategies.mods.faults import fault_point
 from strategies.resume import ResumeAt
 from strategies.strict import ClientRoundError, FailLoudly, successful_replies
@@ -303,8 +303,9 @@ def test_personalised_parameters_are_kept_in_the_store(small_cfg, stores):
 def test_a_restarted_dpsgd_device_keeps_counting_its_privacy_loss(small_logs, tmp_path):
     """The accountant's history travels with the user's stored state: ε after a restart is the
     ε of a device that never restarted (else a restart would silently under-report it)."""
-    from fedmood.federated.device import DPSGD_EPSILON, local_round
+    from fedmood.federated.device import local_round
     from fedmood.federated.run_config import compose_config
+    from fedmood.keys import DPSGD_EPSILON
 
     provision_devices(tmp_path / "nodes", small_logs, 2)
     cfg = compose_config(

@@ -23,6 +23,7 @@ from fedmood.aae.models import Autoencoder
 from fedmood.aae.train import AAEConfig, Adversaries, aae_loss, train_adversaries
 from fedmood.federated.server_app import wait_for_nodes
 from fedmood.federated.simulation import simulate
+from fedmood.keys import NUM_EXAMPLES
 from fedmood.training import TensorBatches, shuffled_batches, train_epoch
 from strategies.alternating import AlternatingFedAvg
 from strategies.strict import FailLoudly
@@ -79,7 +80,7 @@ def client_round(
     else:
         raise ValueError(f"federated AAE: unknown phase {phase!r}")
     return Message(
-        RecordDict({"arrays": to_record(aae, adv), "metrics": MetricRecord({**metrics, "num-examples": len(data)})}),
+        RecordDict({"arrays": to_record(aae, adv), "metrics": MetricRecord({**metrics, NUM_EXAMPLES: len(data)})}),
         reply_to=msg,
     )
 
@@ -123,7 +124,7 @@ def run_federated_aae(
     def on_aggregate(rnd: int, _arrays, metrics, n: int) -> None:
         now = time.perf_counter()
         row = {"round": rnd, "phase": strategy.phase(rnd), "clients": n, "seconds": now - clock[0]}
-        row.update({k: float(v) for k, v in dict(metrics or {}).items() if k != "num-examples"})
+        row.update({k: float(v) for k, v in dict(metrics or {}).items() if k != NUM_EXAMPLES})
         row["bytes_down_per_client"] = row["bytes_up_per_client"] = per_message
         history.append(row)
         clock[0] = now

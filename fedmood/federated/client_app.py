@@ -37,6 +37,7 @@ from fedmood.federated.device import (
     suggestions,
 )
 from fedmood.federated.run_config import config_from_context
+from fedmood.keys import NUM_EXAMPLES
 from fedmood.models import GLOBAL_KEYS
 from fedmood.privacy.settings import PrivacySettings
 from strategies.mods.distributed_dp import make_distributed_noise_mod
@@ -55,14 +56,14 @@ def train_on_device(msg: Message, context: Context, cfg: dict) -> Message:
     """Message-API adapter of :func:`local_round`."""
     update = local_round(cfg, context, _items(msg.content["arrays"]), msg.content["config"])
     arrays = ArrayRecord({k: Array(np.ascontiguousarray(update.items[k])) for k in GLOBAL_KEYS})
-    metrics = MetricRecord({**update.to_server, "num-examples": update.weight})
+    metrics = MetricRecord({**update.to_server, NUM_EXAMPLES: update.weight})
     return Message(RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)
 
 
 def evaluate_on_device(msg: Message, context: Context, cfg: dict) -> Message:
     """Validation MSE of the global item parameters with this user's own parameters."""
     mse, n = local_evaluation(cfg, context, _items(msg.content["arrays"]), msg.content["config"])
-    return Message(RecordDict({"metrics": MetricRecord({"val_mse": mse, "num-examples": float(n)})}), reply_to=msg)
+    return Message(RecordDict({"metrics": MetricRecord({"val_mse": mse, NUM_EXAMPLES: float(n)})}), reply_to=msg)
 
 
 def query_on_device(msg: Message, context: Context, cfg: dict) -> Message:

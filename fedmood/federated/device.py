@@ -30,7 +30,19 @@ from fedmood.data.fragments import N_CODES
 from fedmood.data.local import LocalData, load_local_data
 from fedmood.data.store import EncryptedStore
 from fedmood.federated.device_report import add_to_report
-from fedmood.keys import LOCAL_STATE_KEY
+from fedmood.keys import (
+    CLIENT_SECONDS,
+    DPSGD_DELTA,
+    DPSGD_EPSILON,
+    DPSGD_NOISE,
+    FIT_SECONDS,
+    LOCAL_STATE_KEY,
+    PERSONAL_ITEMS_KEY,
+    RUN_KEY,
+    TRAIN_ROWS,
+    VAL_N,
+    VAL_SSE,
+)
 from fedmood.models import GLOBAL_KEYS, LOCAL_KEYS, EmbeddingDotBias
 from fedmood.privacy import dpsgd
 from fedmood.privacy.noise import NoiseSource
@@ -47,12 +59,7 @@ from fedmood.training import (
     train_epoch,
     train_only,
 )
-from strategies.deferred_eval import CLIENT_SECONDS, FIT_SECONDS, VAL_N, VAL_SSE
 
-PERSONAL_ITEMS_KEY = "personal-items"  # the device's own fine-tuned copy of the item parameters, if any
-TRAIN_ROWS = "train-rows"
-DPSGD_EPSILON, DPSGD_DELTA, DPSGD_NOISE = "dpsgd-epsilon", "dpsgd-delta", "dpsgd-noise"
-RUN_KEY = "run-key"  # config key: which run the device's stored user state belongs to
 _HISTORY = "dpsgd-history"  # prefix of the DP-SGD accountant history arrays in a stored user state
 
 

@@ -23,6 +23,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from fedmood.keys import CLIENT_SECONDS, DPSGD_DELTA, DPSGD_EPSILON, DPSGD_NOISE, FIT_SECONDS, VAL_N, VAL_SSE
 from fedmood.results import atomic_write_text
 
 REPORT_RECORD = "device-report"  # the store record a deployed device keeps its report in
@@ -96,25 +97,25 @@ def merge_reports(rounds: list[dict], reports: dict[int, dict[str, list]]) -> di
         trained = [dict(e, sse=e["train_mse"] * e["train-rows"]) for e in entries if "train_mse" in e]
         row["train_mse"] = _pooled(trained, "sse", "train-rows")
         later = evaluation if rnd == last else by_round.get(rnd + 1, [])
-        row["val_mse"] = _pooled(later, "val_sse", "val_n") if rnd == last else _pooled(later, "val-sse", "val-n")
-        row["client_seconds"] = sum(float(e.get("client-seconds", 0.0)) for e in entries)
-        row["fit_seconds"] = sum(float(e.get("fit-seconds", 0.0)) for e in entries)
-        eps = [float(e["dpsgd-epsilon"]) for e in entries if "dpsgd-epsilon" in e]
+        row["val_mse"] = _pooled(later, "val_sse", "val_n") if rnd == last else _pooled(later, VAL_SSE, VAL_N)
+        row["client_seconds"] = sum(float(e.get(CLIENT_SECONDS, 0.0)) for e in entries)
+        row["fit_seconds"] = sum(float(e.get(FIT_SECONDS, 0.0)) for e in entries)
+        eps = [float(e[DPSGD_EPSILON]) for e in entries if DPSGD_EPSILON in e]
         if eps:  # ε only grows: the largest any device has spent by the end of this round
             spent = max(spent, *eps)
             row["epsilon"] = spent
     final_eps = []  # each device's latest DP-SGD report: its ε covers everything it trained
     for report in reports.values():
-        private = [e for e in report["round"] if "dpsgd-epsilon" in e]
+        private = [e for e in report["round"] if DPSGD_EPSILON in e]
         if private:
             final_eps.append(max(private, key=lambda e: int(e["round"])))
     dpsgd = {}
     if final_eps:
-        values = [float(e["dpsgd-epsilon"]) for e in final_eps]
+        values = [float(e[DPSGD_EPSILON]) for e in final_eps]
         dpsgd = {
             "epsilon": max(values),
             "epsilon_mean": sum(values) / len(values),
-            "delta": max(float(e["dpsgd-delta"]) for e in final_eps),
-            "noise_multiplier": float(final_eps[0]["dpsgd-noise"]),
+            "delta": max(float(e[DPSGD_DELTA]) for e in final_eps),
+            "noise_multiplier": float(final_eps[0][DPSGD_NOISE]),
         }
     return {"personalisation": sorted(personal, key=lambda r: r["user"]), "suggestions": suggestions, "dpsgd": dpsgd}

@@ -43,20 +43,13 @@ from fedmood.federated.checkpoint import (
     new_run_key,
     save_checkpoint,
 )
-from fedmood.federated.device import CLUSTERING_STAGES, RUN_KEY, centres_config
+from fedmood.federated.device import CLUSTERING_STAGES, centres_config
+from fedmood.keys import CLIENT_SECONDS, FIT_SECONDS, RUN_KEY, VAL_N, VAL_SSE
 from fedmood.models import GLOBAL_KEYS, EmbeddingDotBias, shared_size
 from fedmood.privacy.central import PrivacyLedger
 from fedmood.privacy.settings import PrivacySettings
 from strategies.central_dp import ClientClippedSum, flower_accountant, wrap_central_dp
-from strategies.deferred_eval import (
-    CLIENT_SECONDS,
-    FIT_SECONDS,
-    VAL_N,
-    VAL_SSE,
-    DeferredEvalFedAvg,
-    DeferredEvalLegacyFedAvg,
-    validation_history,
-)
+from strategies.deferred_eval import DeferredEvalFedAvg, DeferredEvalLegacyFedAvg, validation_history
 from strategies.resume import ResumeAt
 from strategies.secure_rounds import SecureRounds, secure_sum
 from strategies.strict import ClientRoundError, FailLoudly, FailLoudlyLegacy, check_replies, successful_replies

@@ -23,6 +23,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedmood.federated.server_app import query_all, wait_for_nodes
 from fedmood.federated.simulation import simulate
+from fedmood.keys import NUM_EXAMPLES
 from fedmood.personal.models import FeatureMLP
 from fedmood.personal.train import FitConfig, fit
 from strategies.strict import FailLoudly
@@ -78,7 +79,7 @@ def train_federated_shared(
         local = FeatureMLP(n_features, n_classes, hidden)
         local.load_state_dict(msg.content["arrays"].to_torch_state_dict())
         fit(local, x, y, cfg, client_seed(seed, int(msg.content["config"]["server-round"]), pid))
-        metrics = MetricRecord({"num-examples": len(y)})
+        metrics = MetricRecord({NUM_EXAMPLES: len(y)})
         return Message(RecordDict({"arrays": ArrayRecord(local.state_dict()), "metrics": metrics}), reply_to=msg)
 
     server = ServerApp()

@@ -21,22 +21,33 @@ import numpy as np
 from flwr.common import bytes_to_ndarray
 
 from fedmood.data.local import load_local_data
+from fedmood.keys import (
+    CLIENT_SECONDS,
+    DPSGD_DELTA,
+    DPSGD_EPSILON,
+    DPSGD_NOISE,
+    FIT_SECONDS,
+    NUM_EXAMPLES,
+    TRAIN_ROWS,
+    VAL_N,
+    VAL_SSE,
+)
 from fedmood.models import GLOBAL_KEYS
 from fedmood.privacy.settings import PrivacySettings
 
 #: Names of the aggregate metrics a client may report.
 AGGREGATE_METRICS = {
     "train_mse",
-    "val-sse",
-    "val-n",
+    VAL_SSE,
+    VAL_N,
     "val_mse",
-    "num-examples",
-    "client-seconds",
-    "fit-seconds",
-    "train-rows",
-    "dpsgd-epsilon",
-    "dpsgd-delta",
-    "dpsgd-noise",
+    NUM_EXAMPLES,
+    CLIENT_SECONDS,
+    FIT_SECONDS,
+    TRAIN_ROWS,
+    DPSGD_EPSILON,
+    DPSGD_DELTA,
+    DPSGD_NOISE,
     "norm_bit",
     "loss",
     "num_examples",
@@ -108,7 +119,7 @@ def _protected_violations(where: str, sent: dict, secagg: bool) -> list[str]:
             out.append(f"{where}: plain array record '{name}' under SecAgg+")
         elif name in ("metrics", "fitres.num_examples"):
             for key, val in rec["values"].items():
-                if key not in ("num-examples", "num_examples") or float(val) != 1.0:
+                if key not in (NUM_EXAMPLES, "num_examples") or float(val) != 1.0:
                     out.append(f"{where}: '{name}.{key}' = {val!r} is per-client under a privacy mechanism")
         elif name == "fitres.metrics" and rec["values"]:
             out.append(f"{where}: fit metrics {sorted(rec['values'])} sent under a privacy mechanism")

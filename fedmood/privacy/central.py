@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from fedmood.keys import DPSGD_DELTA, DPSGD_EPSILON, DPSGD_NOISE, DPSGD_PREFIX, spread
 from fedmood.privacy import distributed
 from fedmood.privacy.accounting import RoundAccountant, noise_for_epsilon
 from fedmood.privacy.settings import PrivacySettings
@@ -84,8 +85,8 @@ class PrivacyLedger:
             self.accountant.step(noise_multiplier=z)
         elif self.accountant is not None:
             self.accountant.step()
-        if metrics and "dpsgd-epsilon-max" in metrics:
-            self._dpsgd = {k: float(metrics[k]) for k in metrics if k.startswith("dpsgd-")}
+        if metrics and spread(DPSGD_EPSILON, "max") in metrics:
+            self._dpsgd = {k: float(metrics[k]) for k in metrics if k.startswith(DPSGD_PREFIX)}
 
     def epsilon(self) -> float:
         """ε spent so far (user level for central DP, max over clients for DP-SGD; nan without DP)."""
@@ -93,7 +94,7 @@ class PrivacyLedger:
             return self.accountant.epsilon()
         if self.settings.central_dp.enabled:  # zero noise: no guarantee
             return math.inf
-        return self._dpsgd.get("dpsgd-epsilon-max", NAN)
+        return self._dpsgd.get(spread(DPSGD_EPSILON, "max"), NAN)
 
     def summary(self) -> dict:
         """The privacy columns of a run's summary."""
@@ -125,8 +126,8 @@ class PrivacyLedger:
             if self.flower is not None:
                 out["epsilon_flower"] = float(self.flower.get_privacy_spent().epsilon)
         if s.dpsgd.enabled:
-            out["noise_multiplier"] = self._dpsgd.get("dpsgd-noise", s.dpsgd.noise_multiplier)
-            out["delta"] = self._dpsgd.get("dpsgd-delta-max", NAN)
-            out["epsilon_mean"] = self._dpsgd.get("dpsgd-epsilon-mean", NAN)
+            out["noise_multiplier"] = self._dpsgd.get(DPSGD_NOISE, s.dpsgd.noise_multiplier)
+            out["delta"] = self._dpsgd.get(spread(DPSGD_DELTA, "max"), NAN)
+            out["epsilon_mean"] = self._dpsgd.get(spread(DPSGD_EPSILON, "mean"), NAN)
             out["max_grad_norm"] = s.dpsgd.max_grad_norm
         return out

@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from fedmood.keys import DPSGD_DELTA, DPSGD_EPSILON, NUM_EXAMPLES
+
 
 def p_value(m: int, r: int, v: int, eps: float, delta: float) -> float:
     """P[at least ``v`` of ``r`` guesses correct] under (ε, δ)-DP, ``m`` canaries (Steinke et al., App. D)."""
@@ -163,8 +165,8 @@ def audit_dpsgd(
         if progress is not None:
             progress(f"dpsgd audit round {rnd}/{rounds}")
     scores = model[GLOBAL_KEYS[1]].ravel()[n_items:] - start[n_items:]
-    delta = float(update.metrics["dpsgd-delta"])
-    return _result("dpsgd", scores, included, k, k, delta, float(update.metrics["dpsgd-epsilon"]), noise_off)
+    delta = float(update.metrics[DPSGD_DELTA])
+    return _result("dpsgd", scores, included, k, k, delta, float(update.metrics[DPSGD_EPSILON]), noise_off)
 
 
 def _canary_ledger(cfg: dict, m: int, n_users: int | None = None):
@@ -234,7 +236,7 @@ def _server_clipped_round(settings, z: float, model: np.ndarray, pushes: dict[in
     for i, push in pushes.items():
         sent = model.copy()
         sent[i] += push
-        weight = MetricRecord({"num-examples": 1.0})
+        weight = MetricRecord({NUM_EXAMPLES: 1.0})
         content = RecordDict({"arrays": ArrayRecord({"w": Array(sent)}), "metrics": weight})
         replies.append(Message(content, reply_to=_instruction()))
     out, _ = wrapper.aggregate_train(rnd, replies)
