@@ -10,23 +10,17 @@ AAE against the frozen adversaries with the loss of :func:`fedmood.aae.train.aae
 
 from __future__ import annotations
 
-import logging
-import time
-
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.serverapp import Grid, ServerApp
 
 from fedmood.aae.models import Autoencoder
 from fedmood.aae.train import AAEConfig, Adversaries, aae_loss, train_adversaries
-from fedmood.federated.server_app import wait_for_nodes
-from fedmood.federated.simulation import simulate
+from fedmood.federated.study import run_fedavg_study
 from fedmood.keys import NUM_EXAMPLES
 from fedmood.training import TensorBatches, shuffled_batches, train_epoch
 from strategies.alternating import AlternatingFedAvg
-from strategies.strict import FailLoudly
 
 PHASES = ("adversaries", "anonymiser")
 
@@ -97,7 +91,6 @@ def run_federated_aae(
     Returns the final AAE and a history row per Flower round (phase, seconds, client metrics,
     bytes each client receives and sends).
     """
-    logging.getLogger("flwr").setLevel("WARNING")
     n_users, width = len(client_data), client_data[0][0].shape[2]
     torch.manual_seed(seed)
     aae, adv = build_networks(cfg, width, n_users, n_activities)
@@ -107,8 +100,6 @@ def run_federated_aae(
         TensorBatches.from_numpy(np.asarray(x, np.float32), np.asarray(a, np.int64), np.full(len(a), k, np.int64))
         for k, (x, a) in enumerate(client_data)
     ]
-    history: list[dict] = []
-    result: list[ArrayRecord] = []
     client = ClientApp()
 
     @client.train()
@@ -119,34 +110,20 @@ def run_federated_aae(
     strategy = AlternatingFedAvg(
         PHASES, fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n_users, min_available_nodes=n_users
     )
-    clock = [time.perf_counter()]
 
-    def on_aggregate(rnd: int, _arrays, metrics, n: int) -> None:
-        now = time.perf_counter()
-        row = {"round": rnd, "phase": strategy.phase(rnd), "clients": n, "seconds": now - clock[0]}
-        row.update({k: float(v) for k, v in dict(metrics or {}).items() if k != NUM_EXAMPLES})
-        row["bytes_down_per_client"] = row["bytes_up_per_client"] = per_message
-        history.append(row)
-        clock[0] = now
-        if progress:
-            shown = " ".join(f"{k}={v:.3f}" for k, v in row.items() if k.endswith(("_acc", "_loss")))
-            print(
-                f"[federated aae] round {rnd}/{2 * cfg.rounds} {row['phase']}: {shown} ({row['seconds']:.1f}s)",
-                flush=True,
-            )
+    def row(rnd: int, metrics: dict) -> dict:
+        out = {"phase": strategy.phase(rnd)}
+        out.update({k: float(v) for k, v in metrics.items() if k != NUM_EXAMPLES})
+        out["bytes_down_per_client"] = out["bytes_up_per_client"] = per_message
+        return out
 
-    server = ServerApp()
+    def line(r: dict) -> str:
+        shown = " ".join(f"{k}={v:.3f}" for k, v in r.items() if k.endswith(("_acc", "_loss")))
+        return f"[federated aae] round {r['round']}/{2 * cfg.rounds} {r['phase']}: {shown} ({r['seconds']:.1f}s)"
 
-    @server.main()
-    def _main(grid: Grid, context: Context) -> None:
-        wait_for_nodes(grid, n_users, 600.0)
-        out = FailLoudly(strategy, on_aggregate=on_aggregate).start(
-            grid=grid, initial_arrays=initial, num_rounds=2 * cfg.rounds, train_config=ConfigRecord({})
-        )
-        result.append(out.arrays)
-
-    simulate(server, client, n_users)
-    if not result or len(history) != 2 * cfg.rounds:
-        raise RuntimeError(f"federated AAE ended after {len(history)} of {2 * cfg.rounds} rounds (see the Flower log)")
-    load_record(result[0], aae, adv)
+    final, history = run_fedavg_study(
+        "federated AAE", client, strategy, initial, 2 * cfg.rounds, n_users, row=row,
+        progress_line=line if progress else None,
+    )  # fmt: skip
+    load_record(final, aae, adv)
     return aae, history

@@ -11,22 +11,18 @@ The held-out user then personalises the result on their own device (:func:`perso
 
 from __future__ import annotations
 
-import logging
-import time
-
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fedmood.federated.server_app import query_all, wait_for_nodes
-from fedmood.federated.simulation import simulate
+from fedmood.federated.server_app import query_all
+from fedmood.federated.study import NODE_TIMEOUT, run_fedavg_study
 from fedmood.keys import NUM_EXAMPLES
 from fedmood.personal.models import FeatureMLP
 from fedmood.personal.train import FitConfig, fit
-from strategies.strict import FailLoudly
 
 
 def client_seed(seed: int, server_round: int, client: int) -> int:
@@ -58,12 +54,9 @@ def train_federated_shared(
     progress: bool = False,
 ) -> tuple[FeatureMLP, list[dict]]:
     """FedAvg over ``clients`` (features, labels) per training user; the model and a row per round."""
-    logging.getLogger("flwr").setLevel("WARNING")
     n_features = clients[0][0].shape[1]
     torch.manual_seed(seed)
     model = FeatureMLP(n_features, n_classes, hidden)
-    history: list[dict] = []
-    result: list[ArrayRecord] = []
     client = ClientApp()
 
     @client.query()
@@ -82,37 +75,20 @@ def train_federated_shared(
         metrics = MetricRecord({NUM_EXAMPLES: len(y)})
         return Message(RecordDict({"arrays": ArrayRecord(local.state_dict()), "metrics": metrics}), reply_to=msg)
 
-    server = ServerApp()
-
-    @server.main()
-    def _main(grid: Grid, context: Context) -> None:
-        nodes = wait_for_nodes(grid, len(clients), 600.0)
-        replies = query_all(grid, nodes, ConfigRecord({"stage": "feature-statistics"}), 600.0)
+    def standardised_start(grid: Grid, nodes: list[int]) -> ArrayRecord:
+        replies = query_all(grid, nodes, ConfigRecord({"stage": "feature-statistics"}), NODE_TIMEOUT)
         model.set_standardisation(
             *pooled_standardisation([{k: v.numpy() for k, v in r["stats"].items()} for r in replies])
         )
-        clock = [time.perf_counter()]
+        return ArrayRecord(model.state_dict())
 
-        def on_aggregate(rnd: int, _arrays, _metrics, n: int) -> None:
-            now = time.perf_counter()
-            history.append({"round": rnd, "clients": n, "seconds": now - clock[0]})
-            clock[0] = now
-            if progress:
-                print(f"[personal] federated Shared round {rnd}/{rounds} ({history[-1]['seconds']:.1f}s)", flush=True)
-
-        strategy = FedAvg(
-            fraction_train=1.0,
-            fraction_evaluate=0.0,
-            min_train_nodes=len(clients),
-            min_available_nodes=len(clients),
-        )
-        out = FailLoudly(strategy, on_aggregate=on_aggregate).start(
-            grid=grid, initial_arrays=ArrayRecord(model.state_dict()), num_rounds=rounds, train_config=ConfigRecord({})
-        )
-        result.append(out.arrays)
-
-    simulate(server, client, len(clients))
-    if not result or len(history) != rounds:
-        raise RuntimeError(f"federated Shared ended after {len(history)} of {rounds} rounds (see the Flower log)")
-    model.load_state_dict(result[0].to_torch_state_dict())
+    strategy = FedAvg(
+        fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=len(clients), min_available_nodes=len(clients)
+    )
+    final, history = run_fedavg_study(
+        "federated Shared", client, strategy, standardised_start, rounds, len(clients),
+        progress_line=(lambda r: f"[personal] federated Shared round {r['round']}/{rounds} ({r['seconds']:.1f}s)")
+        if progress else None,
+    )  # fmt: skip
+    model.load_state_dict(final.to_torch_state_dict())
     return model, history
