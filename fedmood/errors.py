@@ -134,6 +134,14 @@ def require_number(
         problems.config(key, f"must be {allowed}, got {value!r}")
 
 
+def require_range(problems: Problems, key: str, value: object) -> None:
+    """Check that config ``key`` holds an interval ``[low, high]`` of two numbers with low < high."""
+    ok = isinstance(value, list | tuple) and len(value) == 2
+    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value) and value[0] < value[1]
+    if not ok:
+        problems.config(key, f"must be [low, high] with low < high, got {value!r}")
+
+
 def require_path(problems: Problems, where: str, path: str | Path, kind: str = "file") -> bool:
     """Check that ``path`` is an existing ``kind`` ("file" or "folder"); recorded under ``where`` if not."""
     path = Path(path)

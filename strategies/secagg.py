@@ -69,6 +69,10 @@ class ReportingSecAggPlusWorkflow(SecAggPlusWorkflow):
         self.failures = state.failures  # the round's list: later stages append to it
         return super().setup_stage(grid, context, state)
 
+    def halt_reason(self, otherwise: str) -> str:
+        """Why the last round halted: the failed clients' errors, or ``otherwise`` if none was recorded."""
+        return "; ".join(self.failure_reasons()) or otherwise
+
     def failure_reasons(self) -> list[str]:
         """The distinct error messages of the last round's failed clients."""
         seen: dict[str, None] = {}

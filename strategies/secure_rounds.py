@@ -130,6 +130,6 @@ def secure_sum(
     strategy = SecureSum(config, settings, wait_for, min_nodes, strict, timeout)
     rounds.run(strategy, tag, [])
     if strategy.sums is None:
-        why = "; ".join(rounds.workflow.failure_reasons()) or "fewer than its threshold of nodes answered"
+        why = rounds.workflow.halt_reason("fewer than its threshold of nodes answered")
         raise ClientRoundError(f"secure sum '{config.get('stage', '')}': SecAgg+ halted: {why}")
     return strategy.sums

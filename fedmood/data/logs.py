@@ -213,11 +213,8 @@ def check_logs_folder(root: str | Path) -> int:
         if not files:
             problems.add(f"user folder {folder}", "has no *.json day logs")
             continue
-        logs = [problems.absorb(read_day_log, f) for f in files]
-        if all(log is not None for log in logs):
-            problems.absorb(_check_user_folder, folder, files, logs)
-        else:
-            good = [(f, log) for f, log in zip(files, logs, strict=True) if log is not None]
-            problems.absorb(_check_user_folder, folder, [f for f, _ in good], [log for _, log in good])
+        read = [(f, problems.absorb(read_day_log, f)) for f in files]
+        good = [(f, log) for f, log in read if log is not None]  # the folder's checks on the files that parse
+        problems.absorb(_check_user_folder, folder, [f for f, _ in good], [log for _, log in good])
     problems.raise_if_any()
     return len(folders)

@@ -340,7 +340,7 @@ def _train_secagg(
         params = rounds.run(strategy, rnd, params)
         if strategy.last_round != rnd:  # SecAgg+ halted before unmasking: too few clients took part
             if needed is None:
-                why = "; ".join(rounds.workflow.failure_reasons()) or "fewer clients than its threshold"
+                why = rounds.workflow.halt_reason("fewer clients than its threshold")
                 raise ClientRoundError(f"train round {rnd}: SecAgg+ halted: {why}")
             log_.on_aggregate(rnd, None, {}, 0)
         log_.stamp(rnd)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fedmood.data.logs import check_logs_folder
 from fedmood.data.ratings import check_rating_range, check_rows_per_user, read_ratings_table
-from fedmood.errors import InputError, Problems, require_number, require_path
+from fedmood.errors import InputError, Problems, require_number, require_path, require_range
 from fedmood.privacy.settings import PrivacySettings
 
 SOURCES = ("synthetic", "logs", "ratings")
@@ -33,9 +33,7 @@ def _check_training(cfg: dict, p: Problems) -> None:
     require_number(p, "training.final_div_factor", t.get("final_div_factor"), low=0, low_open=True)
     m = cfg.get("model") or {}
     require_number(p, "model.n_factors", m.get("n_factors"), low=1, integer=True)
-    y = m.get("y_range")
-    if not (isinstance(y, list | tuple) and len(y) == 2 and all(isinstance(v, int | float) for v in y) and y[0] < y[1]):
-        p.config("model.y_range", f"must be [low, high] with low < high, got {y!r}")
+    require_range(p, "model.y_range", m.get("y_range"))
     pers = cfg.get("personalise") or {}
     if pers.get("enabled"):
         require_number(p, "personalise.epochs", pers.get("epochs"), low=0, integer=True)
@@ -94,13 +92,12 @@ def population(cfg: dict) -> int | None:
     return None
 
 
-def _check_population(cfg: dict, n_users: int, p: Problems, source: str) -> None:
+def _check_population(cfg: dict, privacy: PrivacySettings | None, n_users: int, p: Problems, source: str) -> None:
     f = cfg.get("federation") or {}
     for key in ("clients_per_round", "min_replies"):
         val = f.get(key)
         if isinstance(val, int) and not isinstance(val, bool) and val > n_users:
             p.config(f"federation.{key}", f"{val} is more than the {n_users} devices of {source}")
-    privacy = p.absorb(PrivacySettings.from_cfg, cfg)
     if privacy is not None and privacy.secagg.enabled:  # the clustering's secure sums hold every device
         p.absorb(privacy.secagg.check, n_users)
 
@@ -111,9 +108,9 @@ def check_config(cfg: dict) -> None:
     _check_training(cfg, p)
     _check_data_config(cfg, p)
     _check_federation(cfg, p)
-    p.absorb(PrivacySettings.from_cfg, cfg)
+    privacy = p.absorb(PrivacySettings.from_cfg, cfg)
     if not p and (n := population(cfg)) is not None:
-        _check_population(cfg, n, p, "this config")
+        _check_population(cfg, privacy, n, p, "this config")
     p.raise_if_any()
 
 
@@ -140,19 +137,19 @@ def check_data(cfg: dict) -> int:
         n_users, source = check_logs_folder(d["logs_dir"]), d["logs_dir"]
     else:
         n_users, source = int(d["n_users"]), "this config"
-    _check_population(cfg, n_users, p, source)
+    privacy = p.absorb(PrivacySettings.from_cfg, cfg)
+    _check_population(cfg, privacy, n_users, p, source)
     if not p:
-        _check_ledger(cfg, n_users, n_items, p)
+        _check_ledger(cfg, privacy, n_users, n_items, p)
     p.raise_if_any()
     return n_users
 
 
-def _check_ledger(cfg: dict, n_users: int, n_items: int, p: Problems) -> None:
+def _check_ledger(cfg: dict, privacy: PrivacySettings, n_users: int, n_items: int, p: Problems) -> None:
     from fedmood.models import shared_size
     from fedmood.privacy.central import PrivacyLedger
 
     fed = cfg["federation"]
-    privacy = PrivacySettings.from_cfg(cfg)
     dim = shared_size(n_items, int(cfg["model"]["n_factors"]))
     rounds = int(fed.get("num_rounds") or cfg["training"]["epochs"])
     try:
@@ -163,10 +160,3 @@ def _check_ledger(cfg: dict, n_users: int, n_items: int, p: Problems) -> None:
         p.add(f"privacy config ({privacy.mechanism})", str(err))
 
 
-def check_run(cfg: dict) -> int:
-    """Both checks, config first (an InputError from either); returns the device count."""
-    check_config(cfg)
-    return check_data(cfg)
-
-
-__all__ = ["InputError", "check_config", "check_data", "check_run", "population"]

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from fedmood.data.fingerprint import data_fingerprint
 from fedmood.data.metamf import RatingSplits, load_metamf_dataset, load_ratings_file, reveal, user_groups
 from fedmood.data.ratings import check_rating_range
-from fedmood.errors import Problems, require_number, require_path
+from fedmood.errors import Problems, require_number, require_path, require_range
 from fedmood.metamf.model import MetaMF
 from fedmood.metamf.train import MetaTrainConfig, best_checkpoint_path, fit, per_user_errors
 from fedmood.results import ResultsWriter
@@ -32,7 +32,7 @@ def load_data(cfg: dict) -> RatingSplits:
     if cfg.get("ratings_path"):
         data = load_ratings_file(cfg["ratings_path"], int(cfg["seed"]))
         ratings = np.concatenate([data.train.ratings, data.valid.ratings, data.test.ratings])
-        check_rating_range(ratings, cfg.get("rating_range") or (0.0, 10.0), cfg["ratings_path"], "rating_range")
+        check_rating_range(ratings, rating_range(cfg), cfg["ratings_path"], "rating_range")
         return data
     root = Path(cfg["data_root"])
     if not root.is_dir():
@@ -40,6 +40,11 @@ def load_data(cfg: dict) -> RatingSplits:
             f"MetaMF data folder {root} not found (see ../shared/data/README.md); set data_root or ratings_path"
         )
     return load_metamf_dataset(root, cfg["dataset"])
+
+
+def rating_range(cfg: dict) -> tuple[float, float]:
+    """The ratings a user's own file may hold (``rating_range``; [0, 10] if unset)."""
+    return tuple(cfg.get("rating_range") or (0.0, 10.0))
 
 
 def data_label(cfg: dict) -> str:
@@ -109,18 +114,16 @@ def check_config(cfg: dict) -> None:
     require_number(p, "training.grad_clip", t.get("grad_clip"), low=0, low_open=True)
     require_number(p, "training.max_epochs", t.get("max_epochs"), low=1, integer=True)
     require_number(p, "training.patience", t.get("patience"), low=0, integer=True)
-    r = cfg.get("rating_range") or (0.0, 10.0)
-    if not (isinstance(r, list | tuple) and len(r) == 2 and all(isinstance(v, int | float) for v in r) and r[0] < r[1]):
-        p.config("rating_range", f"must be [low, high] with low < high, got {r!r}")
+    require_range(p, "rating_range", rating_range(cfg))
     path = cfg.get("ratings_path")
     if path:
         require_path(p, "config key ratings_path", path, "file")
-    elif not path and not Path(cfg["data_root"]).is_dir():
+    elif not Path(cfg["data_root"]).is_dir():
         p.config(
             "data_root",
             f"MetaMF data folder {cfg['data_root']} not found (see ../shared/data/README.md); set it or ratings_path",
         )
-    elif not path and not list(Path(cfg["data_root"]).glob(f"{cfg.get('dataset')}.userlist*")):
+    elif not list(Path(cfg["data_root"]).glob(f"{cfg.get('dataset')}.userlist*")):
         found = sorted({f.name.split(".")[0] for f in Path(cfg["data_root"]).glob("*.userlist*")})
         p.config("dataset", f"no {cfg.get('dataset')}.* split in {cfg['data_root']} (there: {', '.join(found)})")
     p.raise_if_any()
