@@ -19,9 +19,9 @@ import time
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from fedmood.aae.experiment import run
 from fedmood.data.motionsense import data_files_present, default_root
 from fedmood.paths import CONF_DIR, PROJECT_ROOT
+from fedmood.studies.aae.experiment import run
 
 
 def main() -> None:

@@ -142,7 +142,7 @@ def run_case(case: Case, timeout: float) -> Outcome:
 
 # ----------------------------------------------------------------------------- the inputs
 def _day_logs(root: Path) -> Path:
-    from fedmood.data.generator import GeneratorConfig, write_day_logs
+    from fedmood.studies.mood.data.generator import GeneratorConfig, write_day_logs
 
     return write_day_logs(GeneratorConfig(n_users=4, n_days=2, seed=3), root)
 
@@ -220,9 +220,9 @@ def _recording(path: Path, value: str | None = None) -> Path:
 
 
 def _anonymiser(path: Path) -> Path:
-    from fedmood.aae.experiment import save_anonymiser
-    from fedmood.aae.models import Autoencoder
     from fedmood.data.motionsense import Standardiser
+    from fedmood.studies.aae.experiment import save_anonymiser
+    from fedmood.studies.aae.model import Autoencoder
 
     save_anonymiser(path, Autoencoder(hidden=8), Standardiser(np.zeros((2, 1)), np.ones((2, 1))), 128, 8)
     return path
@@ -365,7 +365,7 @@ def build_cases(tmp: Path) -> list[Case]:
     corrupt = tmp / "corrupt.pt"
     corrupt.write_bytes(b"not a torch file at all")
     (tmp / "out-folder").mkdir()
-    anon = [PY, "-m", "fedmood.aae.anonymise", "--model", str(model), "--input"]
+    anon = [PY, "-m", "fedmood.studies.aae.anonymise", "--model", str(model), "--input"]
     cases += [
         Case("anon-stride-0", [*anon, str(rec), "--output", str(tmp / "o.npz"), "--stride", "0"], "--stride"),
         Case("anon-stride-neg", [*anon, str(rec), "--output", str(tmp / "o.npz"), "--stride", "-5"], "--stride"),
@@ -386,7 +386,7 @@ def build_cases(tmp: Path) -> list[Case]:
             [
                 PY,
                 "-m",
-                "fedmood.aae.anonymise",
+                "fedmood.studies.aae.anonymise",
                 "--model",
                 str(corrupt),
                 "--input",

@@ -2,7 +2,7 @@
 
     python benchmarks/metamf_federated_bytes.py [--dataset ml] [--users 30] [--rounds 3]
 
-Runs the four-stage federated MetaMF rounds (``fedmood/metamf/generator_loop.py``) in a Flower
+Runs the four-stage federated MetaMF rounds (``fedmood/studies/metamf/generator_loop.py``) in a Flower
 simulation with the first ``--users`` users of the data set (their training ratings, the data set's
 full item catalogue) and prints per round the array payload bytes per client, then one line last:
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fedmood.data.metamf import first_users, load_metamf_dataset
-from fedmood.metamf.federated_run import run_federated_metamf
+from fedmood.studies.metamf.data import first_users, load_metamf_dataset
+from fedmood.studies.metamf.federated_experiment import run_federated_metamf
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "metamf"
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from fedmood.data.metamf import load_metamf_dataset
-from fedmood.metamf.model import MetaMF
-from fedmood.metamf.train import MetaTrainConfig, fit
+from fedmood.studies.metamf.data import load_metamf_dataset
+from fedmood.studies.metamf.model import MetaMF
+from fedmood.studies.metamf.train import MetaTrainConfig, fit
 from fedmood.training import resolve_device
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "metamf"

@@ -17,13 +17,13 @@ import sys
 
 import numpy as np
 
-from fedmood.federated.run_config import compose_config
-from fedmood.pipeline import run_comparison
+from fedmood.studies.mood import experiment as mood_experiment
+from fedmood.studies.mood.run_config import compose_config
 
 
 def main(overrides: list[str]) -> None:
     cfg = compose_config([*overrides, "suggest_users=0"])
-    res = run_comparison(cfg, out_dir=None, progress=False)
+    res = mood_experiment.run(cfg, out_dir=None, progress=False)
     central, fed = res["central"].rounds, res["federated"].rounds
     t_c = float(np.mean([r["seconds"] for r in central]))
     t_f = float(np.mean([r["seconds"] for r in fed]))

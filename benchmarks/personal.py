@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 from fedmood.data.motionsense import data_files_present, default_root
 from fedmood.paths import CONF_DIR, PROJECT_ROOT
-from fedmood.personal.experiment import run
+from fedmood.studies.personal.experiment import run
 
 
 def _n(v: float) -> str:

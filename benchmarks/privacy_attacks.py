@@ -3,7 +3,7 @@
     python benchmarks/privacy_attacks.py [--out results/privacy_attacks/benchmark] [--metamf-users 30]
 
 Runs the federated mood recommender (default data: 50 users x 20 days, 50 rounds) under each
-mechanism with the server's view recorded, attacks it (``fedmood.privacy.attacks``), audits every DP
+mechanism with the server's view recorded, attacks it (``fedmood.threat_study.attacks``), audits every DP
 mechanism in one run (``fedmood.threat_study.auditing``), then attacks federated MetaMF on the first
 users of ``ml`` (``../shared/data/metamf``) with and without the devices' rating-level defence. Each
 run's results folder lands under ``--out``; all attack rows in ``--out/attacks.csv``. Last line:
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fedmood.federated.run_config import compose_config
-from fedmood.threat_study.experiment import run_threat_experiment
+from fedmood.studies.mood.run_config import compose_config
+from fedmood.threat_study import experiment as threat_experiment
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "metamf"
 SAMPLED = "federation.clients_per_round=10"
@@ -53,7 +53,7 @@ def _row(table: pd.DataFrame, observer: str, attack: str | None = None) -> pd.Se
 
 def metamf_attacks(users: int, rounds: int) -> dict:
     """Federated MetaMF on the first ``users`` of ml: attacked without and with the defence."""
-    from fedmood.data.metamf import first_users, load_metamf_dataset
+    from fedmood.studies.metamf.data import first_users, load_metamf_dataset
     from fedmood.threat_study.run import attacked_metamf
 
     data = first_users(load_metamf_dataset(DATA_ROOT, "ml"), users)
@@ -82,7 +82,7 @@ def main() -> None:
     for name, (mechanism, overrides) in RUNS.items():
         cfg = compose_config([f"privacy={mechanism}", *overrides], config_name="privacy_attacks")
         t = time.perf_counter()
-        table = run_threat_experiment(cfg, out / name)
+        table = threat_experiment.run(cfg, out / name)
         tables[name] = table
         server = _row(table, "server")
         print(

@@ -23,12 +23,12 @@ import argparse
 
 import numpy as np
 
-from fedmood.data.local import load_all_local_data
-from fedmood.federated.device import centres_config, local_round, node_context
-from fedmood.federated.run import run_federated_simulation
-from fedmood.federated.run_config import compose_config
-from fedmood.federated.server_app import initial_item_arrays
-from fedmood.pipeline import centralised_clustering
+from fedmood.studies.mood.data.local import load_all_local_data
+from fedmood.studies.mood.device import centres_config, local_round, node_context
+from fedmood.studies.mood.experiment import centralised_clustering
+from fedmood.studies.mood.run import run_federated_simulation
+from fedmood.studies.mood.run_config import compose_config
+from fedmood.studies.mood.server_app import initial_item_arrays
 
 
 def _round_seconds(run) -> float:

@@ -52,8 +52,8 @@ def rss_mb(pids: list[int]) -> float:
 
 def one_population(n: int, sampled: int, rounds: int, days: int, cpus: int, client_cpus: float) -> dict:
     """Run in a fresh process: the simulation for ``n`` users; returns the run's round timings."""
-    from fedmood.federated.run import run_federated_simulation
-    from fedmood.federated.run_config import compose_config
+    from fedmood.studies.mood.run import run_federated_simulation
+    from fedmood.studies.mood.run_config import compose_config
 
     per_round = min(n, sampled)
     cfg = compose_config(

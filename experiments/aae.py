@@ -5,7 +5,7 @@
     python experiments/aae.py methods=[raw,aae] data_path=/path/to/motionsense
 
 Writes results/aae/<schedule>-<timestamp>/: config.yaml, table2.csv (after every row), table2.md
-(ours next to the paper's), aae.pt (the anonymiser, for ``python -m fedmood.aae.anonymise``),
+(ours next to the paper's), aae.pt (the anonymiser, for ``python -m fedmood.studies.aae.anonymise``),
 the AAE/REP training histories and figures/.
 """
 
@@ -15,9 +15,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fedmood.aae.experiment import run
 from fedmood.cli import guarded
 from fedmood.paths import with_absolute_paths
+from fedmood.studies.aae.experiment import run
 
 
 @hydra.main(config_path="../conf", config_name="aae", version_base="1.3")

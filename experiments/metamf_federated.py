@@ -16,8 +16,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fedmood.cli import guarded
-from fedmood.metamf.federated_run import run_experiment
 from fedmood.paths import with_absolute_paths
+from fedmood.studies.metamf.federated_experiment import run
 
 
 @hydra.main(config_path="../conf", config_name="metamf_federated", version_base="1.3")
@@ -26,7 +26,7 @@ def main(cfg: DictConfig) -> None:
     config = with_absolute_paths(
         OmegaConf.to_container(cfg, resolve=True), ("data_root", "results_root", "ratings_path")
     )
-    table = run_experiment(config, HydraConfig.get().runtime.output_dir)
+    table = run(config, HydraConfig.get().runtime.output_dir)
     print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 

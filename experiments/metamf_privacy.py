@@ -18,8 +18,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fedmood.cli import guarded
-from fedmood.metamf.experiment import run
 from fedmood.paths import with_absolute_paths
+from fedmood.studies.metamf.experiment import run
 
 
 @hydra.main(config_path="../conf", config_name="metamf", version_base="1.3")

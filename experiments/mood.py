@@ -17,8 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from fedmood.cli import guarded
-from fedmood.federated.run_config import checked_config
-from fedmood.pipeline import run_comparison
+from fedmood.studies.mood.experiment import run
+from fedmood.studies.mood.run_config import checked_config
 
 
 @hydra.main(config_path="../conf", config_name="mood", version_base="1.3")
@@ -26,7 +26,7 @@ from fedmood.pipeline import run_comparison
 def main(cfg: DictConfig) -> None:
     config = checked_config(cfg)
     out = HydraConfig.get().runtime.output_dir
-    res = run_comparison(config, out)
+    res = run(config, out)
     print("\n" + res["summary"].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     for key, val in res["extra"].items():
         print(f"{key}: {val:.4f}" if isinstance(val, float) else f"{key}: {val}")

@@ -4,7 +4,7 @@
     python experiments/personal.py personal_size=quick    # minutes
     python experiments/personal.py personal.params=head   # personalise the output layer only
 
-Writes results/personal/<size>-<timestamp>/ (see :mod:`fedmood.personal.experiment`); rerun with
+Writes results/personal/<size>-<timestamp>/ (see :mod:`fedmood.studies.personal.experiment`); rerun with
 ``hydra.run.dir=`` set to an interrupted run's folder to resume it.
 """
 
@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fedmood.cli import guarded
 from fedmood.paths import with_absolute_paths
-from fedmood.personal.experiment import run
+from fedmood.studies.personal.experiment import run
 
 
 @hydra.main(config_path="../conf", config_name="personal", version_base="1.3")

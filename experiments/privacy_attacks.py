@@ -20,10 +20,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from fedmood.cli import guarded
-from fedmood.federated.run_config import checked_config
 from fedmood.privacy.settings import PrivacySettings
-from fedmood.sweep import claim_run
-from fedmood.threat_study.experiment import run_threat_experiment
+from fedmood.studies.mood.run_config import checked_config
+from fedmood.studies.mood.sweep import claim_run
+from fedmood.threat_study.experiment import run
 
 
 @hydra.main(config_path="../conf", config_name="privacy_attacks", version_base="1.3")
@@ -36,7 +36,7 @@ def main(cfg: DictConfig) -> None:
     if hc.mode == RunMode.MULTIRUN and not privacy.any_dp and not claim_run(Path(hc.sweep.dir), key):
         print(f"{key} has no noise level: already run in this sweep, skipped")
         return
-    rows = run_threat_experiment(config, Path(hc.runtime.output_dir))
+    rows = run(config, Path(hc.runtime.output_dir))
     cols = ["mechanism", "observer", "attack", "epsilon", "auc_within", "auc_within_low", "auc_within_high",
             "auc_pooled", "auc_prior", "tpr_at_5fpr", "epsilon_lower", "val_mse"]
     print("\n" + rows[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -21,10 +21,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from fedmood.cli import guarded
-from fedmood.federated.run import federated_summary_row, run_federated_simulation, write_federated_only
-from fedmood.federated.run_config import checked_config
 from fedmood.privacy.settings import PrivacySettings
-from fedmood.sweep import claim_run
+from fedmood.studies.mood.run import federated_summary_row, run_federated_simulation, write_federated_only
+from fedmood.studies.mood.run_config import checked_config
+from fedmood.studies.mood.sweep import claim_run
 
 
 @hydra.main(config_path="../conf", config_name="privacy_utility", version_base="1.3")

@@ -1,7 +1,7 @@
 """Classifiers' shared pieces: the cross-entropy loss for the one trainer, prediction, scores.
 
-Used by the anonymisation study's window CNNs (:mod:`fedmood.aae`) and by the personal-model
-study's feature MLPs (:mod:`fedmood.personal`).
+Used by the anonymisation study's window CNNs (:mod:`fedmood.studies.aae`) and by the personal-model
+study's feature MLPs (:mod:`fedmood.studies.personal`).
 """
 
 from __future__ import annotations

@@ -285,7 +285,7 @@ def train_epoch(
     DP optimiser adds its noise), but the empty batch adds nothing to the reported loss.
     ``penalty(batch)`` is added to the loss (not to the reported MSE), e.g. a lazy L2 term.
     ``step(batch)``, if given, does the whole step itself and returns the batch's MSE (e.g. MetaMF's
-    CUDA-graph step, :class:`fedmood.metamf.static_step.StaticStep`).
+    CUDA-graph step, :class:`fedmood.studies.metamf.static_step.StaticStep`).
     """
     model.train()
     total, n = torch.zeros((), dtype=torch.float64), 0

@@ -6,13 +6,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from flwr.app import Context, Message, Metadata, RecordDict
 
-from fedmood.data.generator import GeneratorConfig, write_day_logs
-from fedmood.federated.device import node_context
-from fedmood.federated.run_config import compose_config
 from fedmood.paths import PROJECT_ROOT
+from fedmood.studies.mood.data.generator import GeneratorConfig, write_day_logs
+from fedmood.studies.mood.device import node_context
+from fedmood.studies.mood.run_config import compose_config
 
 SMALL = GeneratorConfig(n_users=6, n_days=4, seed=11)
 
@@ -72,3 +73,21 @@ def run_experiment(script: str, *overrides: str, timeout: float = 600) -> subpro
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     return out
+
+
+#: Four activity-item centres for small hand-built fragments.
+CENTRES = np.array([[0] * 6, [1] * 6, [3] * 6, [4] * 6])
+
+
+def with_privacy(cfg, **privacy):
+    """``cfg`` with a privacy preset (``preset=``) and fields (``section__field=value``) set."""
+    from fedmood.studies.mood.run_config import compose_config
+
+    base = compose_config([f"privacy={privacy.pop('preset', 'none')}"])["privacy"]
+    for key, val in privacy.items():
+        section, _, field = key.partition("__")
+        if field:
+            base[section] = dict(base[section], **{field: val})
+        else:
+            base[section] = val
+    return dict(cfg, privacy=base)

@@ -28,7 +28,7 @@ from fedmood.paths import PROJECT_ROOT
 def _logs_dir(args: argparse.Namespace) -> Path:
     if args.logs:
         return Path(args.logs)
-    from fedmood.data.generator import GeneratorConfig, ensure_generated
+    from fedmood.studies.mood.data.generator import GeneratorConfig, ensure_generated
 
     return ensure_generated(GeneratorConfig(n_users=args.nodes, n_days=args.days, seed=args.seed), args.root / "data")
 
@@ -62,8 +62,8 @@ def _option(p: Problems, name: str, value: int | None, low: int, high: int | Non
 
 def check_args(args: argparse.Namespace, overrides: list[str]) -> None:
     """Every option, the logs folder and the run's config (with the overrides), before anything starts."""
-    from fedmood.data.logs import check_logs_folder
-    from fedmood.federated.run_config import compose_config, run_config_overrides
+    from fedmood.studies.mood.data.logs import check_logs_folder
+    from fedmood.studies.mood.run_config import compose_config, run_config_overrides
 
     p = Problems()
     _option(p, "nodes", args.nodes, 1)

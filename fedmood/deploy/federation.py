@@ -26,11 +26,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedmood.data.device_store import node_store_paths, provision_devices
 from fedmood.deploy.credentials import TlsFiles, ensure_node_key, ensure_tls, tls_files
 from fedmood.deploy.processes import Component, cmdline, free_port, kill_all, start
 from fedmood.paths import PROJECT_ROOT
 from fedmood.process_tree import descendants, kill_pids, processes_with_env
+from fedmood.studies.mood.data.device_store import node_store_paths, provision_devices
 
 CONNECTION = "fedmood-local"
 BIN = Path(sys.executable).parent  # the venv's console scripts: flower-superlink, flower-supernode, flwr

@@ -14,7 +14,7 @@ go into the device's own report instead:
 * elsewhere it is not kept.
 
 The server's view therefore holds nothing per client but what the mechanism protects
-(:func:`fedmood.privacy.audit.audit_violations` checks it message by message).
+(:func:`fedmood.studies.mood.message_audit.audit_violations` checks it message by message).
 """
 
 from __future__ import annotations

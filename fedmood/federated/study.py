@@ -17,7 +17,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from fedmood.federated.server_app import wait_for_nodes
+from fedmood.federated.grid import wait_for_nodes
 from fedmood.federated.simulation import simulate
 from strategies.strict import FailLoudly
 

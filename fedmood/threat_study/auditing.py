@@ -14,7 +14,7 @@ does.
 Three audits of fedmood's mechanisms, each with the canaries a worst-case adversary would choose:
 
 * :func:`audit_dpsgd`: record-level canaries on one device, through the device's own
-  :func:`~fedmood.federated.device.local_round` (Opacus, secure noise, Poisson sampling, its
+  :func:`~fedmood.studies.mood.device.local_round` (Opacus, secure noise, Poisson sampling, its
   accountant): canary record ``i`` rates its own item, so it alone moves that item's bias;
 * :func:`audit_central_dp`: canary clients through the server's DP wrapper (Flower's fixed
   clipping with fedmood's noise), each pushing one coordinate of its own by the clipping norm;
@@ -141,10 +141,10 @@ def audit_dpsgd(
     a canary by how far its item's bias rose (it sees the returned item parameters), guesses ``k``
     in and ``k`` out. The accountant's ε is the device's own (its DP-SGD report) at the run's δ.
     """
-    from fedmood.data.local import LocalData, load_local_data
-    from fedmood.federated.device import local_round, node_context
-    from fedmood.federated.server_app import initial_item_arrays
-    from fedmood.models import GLOBAL_KEYS
+    from fedmood.studies.mood.data.local import LocalData, load_local_data
+    from fedmood.studies.mood.device import local_round, node_context
+    from fedmood.studies.mood.model import GLOBAL_KEYS
+    from fedmood.studies.mood.server_app import initial_item_arrays
 
     rng = np.random.default_rng(seed)
     included = coin_flips(canaries, rng)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from fedmood.federated.run import federated_summary_row, write_federated_only
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.results import ResultsWriter
+from fedmood.studies.mood.run import federated_summary_row, write_federated_only
 from fedmood.threat_study.auditing import AuditResult, audit_central_dp, audit_distributed_dp, audit_dpsgd
 from fedmood.threat_study.run import AttackedRun, attacked_run, attacks
 
@@ -46,7 +46,7 @@ def audit(cfg: dict, attacked: AttackedRun) -> AuditResult | None:
     return audit_central_dp(cfg, int(a["canaries"]), k, seed, n_users=attacked.n_users)
 
 
-def run_threat_experiment(cfg: dict, out_dir: str | Path) -> pd.DataFrame:
+def run(cfg: dict, out_dir: str | Path) -> pd.DataFrame:
     """Attack and audit one mechanism; write the run's results folder and ``attacks.csv``; return its rows."""
     privacy = PrivacySettings.from_cfg(cfg)  # refuses impossible configurations before any work
     attacked = attacked_run(cfg, int(cfg["attacks"]["min_rows"]))

@@ -7,19 +7,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedmood.data.local import data_shape
-from fedmood.federated.run import run_federated_simulation
-from fedmood.federated.server_app import FederatedRun
-from fedmood.privacy.attacks.attribute import (
+from fedmood.privacy.settings import PrivacySettings
+from fedmood.studies.mood.data.local import data_shape
+from fedmood.studies.mood.run import run_federated_simulation
+from fedmood.studies.mood.server_app import FederatedRun
+from fedmood.threat_study.attacks.attribute import (
     PreferencePairs,
     client_update_scores,
     disaggregation_scores,
     preference_pairs,
     replay_scores,
 )
-from fedmood.privacy.attacks.scoring import AttackResult, evaluate_attack
-from fedmood.privacy.attacks.server_view import RecordingGrid, ServerView, node_user_mod, read_node_users
-from fedmood.privacy.settings import PrivacySettings
+from fedmood.threat_study.attacks.scoring import AttackResult, evaluate_attack
+from fedmood.threat_study.attacks.server_view import RecordingGrid, ServerView, node_user_mod, read_node_users
 
 
 @dataclass
@@ -49,7 +49,7 @@ def attacked_run(cfg: dict, min_rows: int = 5) -> AttackedRun:
 
 
 def _key_order(key: str) -> int:
-    from fedmood.models import GLOBAL_KEYS
+    from fedmood.studies.mood.model import GLOBAL_KEYS
 
     return GLOBAL_KEYS.index(key)
 
@@ -89,9 +89,9 @@ def attacked_metamf(data, rounds: int, defence: dict | None = None, seed: int = 
     ``defence`` (``{"enabled", "clip", "noise_multiplier"}``), each device's rating-level ε at δ=1e-5
     (every device takes part in every round: ``rounds`` Gaussian releases).
     """
-    from fedmood.metamf.client_app import initial_embedding
-    from fedmood.metamf.federated_run import defence_epsilon, run_federated_metamf
-    from fedmood.privacy.attacks.metamf import attack_federated_metamf
+    from fedmood.studies.metamf.client_app import initial_embedding
+    from fedmood.studies.metamf.federated_experiment import defence_epsilon, run_federated_metamf
+    from fedmood.threat_study.attacks.metamf import attack_federated_metamf
 
     view = ServerView()
     cfg = {"seed": seed, "training": {"lr": lr, "weight_decay": 1e-3, "grad_clip": 5.0}, "defence": defence or {}}

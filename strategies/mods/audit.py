@@ -6,7 +6,7 @@
 name, kind and content (arrays with shape, dtype and values; bytes base64-encoded). Alongside,
 under ``"device"``, it notes what must *not* have left: the user's own embedding at that moment
 (read from ``context.state``), so an auditor can search the sent content for it
-(:func:`fedmood.privacy.audit.audit_violations`). Nothing in the reply is changed.
+(:func:`fedmood.studies.mood.message_audit.audit_violations`). Nothing in the reply is changed.
 """
 
 from __future__ import annotations

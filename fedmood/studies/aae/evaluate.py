@@ -1,0 +1,90 @@
+"""The study's evaluation protocol (Malekzadeh et al., Table 2) for any window transform.
+
+* Activity (utility): a fresh CNN trained on *transformed* subject-split training windows, tested
+  on transformed windows of the 4 unseen test subjects; macro-F1, mean ± sd over seeds.
+* Identity (privacy): one CNN trained on *raw* trial-split training windows (every subject's long
+  trials: the adversary knows the raw data), applied to the transformed short-trial windows;
+  accuracy and macro-F1 (chance: 1/24 = 4.2 %).
+
+Every transform maps z-scored windows to z-scored windows (statistics of the subject split's
+training windows). The anonymiser itself is trained on the long trials of the 20 training subjects
+only: it never sees a test subject, nor a window the identity attack is tested on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from fedmood.classification import predict, scores
+from fedmood.data.motionsense import SHORT_TRIALS, SUBJECTS, Standardiser, Windows, subject_split, trial_split
+from fedmood.studies.aae.classify import ClassifierConfig, fit_classifier
+from fedmood.studies.aae.model import WindowCNN
+
+Transform = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Protocol:
+    """The windows of both splits (z-scored) and of the anonymiser's training set."""
+
+    act_train: Windows
+    act_test: Windows
+    id_train: Windows
+    id_test: Windows
+    aae_train: Windows
+    standardiser: Standardiser
+
+    @property
+    def aae_subjects(self) -> list[int]:
+        return sorted(set(self.aae_train.subject.tolist()))
+
+
+def _scaled(w: Windows, z: Standardiser) -> Windows:
+    return Windows(z(w.x), w.activity, w.subject, w.trial, w.activities)
+
+
+def prepare(windows: Windows) -> Protocol:
+    """Split, z-score (subject split's training statistics) and select the anonymiser's training windows."""
+    act_train, act_test = subject_split(windows)
+    z = Standardiser.fit(act_train.x)
+    id_train, id_test = trial_split(windows)
+    aae_train = act_train.take(np.flatnonzero(~np.isin(act_train.trial, SHORT_TRIALS)))
+    return Protocol(*(_scaled(w, z) for w in (act_train, act_test, id_train, id_test, aae_train)), z)
+
+
+def identity_attacker(proto: Protocol, cfg: ClassifierConfig, seed: int = 0) -> WindowCNN:
+    """The adversary: an identity classifier trained on raw (z-scored) trial-split training windows."""
+    return fit_classifier(proto.id_train.x, proto.id_train.identity(SUBJECTS), len(SUBJECTS), cfg, seed)
+
+
+def evaluate(
+    transform: Transform,
+    proto: Protocol,
+    attacker: WindowCNN,
+    cfg: ClassifierConfig,
+    seeds: int = 5,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, float]:
+    """Table 2's numbers for one transform: ACT F1 mean/sd (over ``seeds``), ID accuracy and F1."""
+    train_x, train_y, test_x = transform(proto.act_train.x), proto.act_train.activity, transform(proto.act_test.x)
+    val = None
+    if cfg.validation:  # as the paper: train on the long trials, select the epoch on the short ones
+        short = np.isin(proto.act_train.trial, SHORT_TRIALS)
+        train_x, train_y, val = train_x[~short], train_y[~short], (train_x[short], train_y[short])
+    n_act = len(proto.act_train.activities)
+    f1 = []
+    for seed in range(seeds):
+        clf = fit_classifier(train_x, train_y, n_act, cfg, seed, val=val)
+        f1.append(scores(proto.act_test.activity, predict(clf, test_x))["macro_f1"])
+        if progress:
+            progress(f"activity classifier {seed + 1}/{seeds}: macro-F1 {f1[-1]:.2f}")
+    ident = scores(proto.id_test.identity(SUBJECTS), predict(attacker, transform(proto.id_test.x)))
+    return {
+        "act_f1": float(np.mean(f1)),
+        "act_f1_sd": float(np.std(f1, ddof=1)) if len(f1) > 1 else 0.0,
+        "id_acc": ident["accuracy"],
+        "id_f1": ident["macro_f1"],
+    }

@@ -1,0 +1,129 @@
+"""The anonymiser trained federatedly on Flower: one client per training subject.
+
+Each client holds only its own windows and knows only its own identity label (its index among the
+training subjects); the AAE and the three adversaries (whose identity heads are shared) travel as
+one record. Rounds alternate (``strategies/alternating.py``): in an *adversaries* round every client
+trains EncReg/DecReg/ActReg on its own AAE latents/outputs; in an *anonymiser* round it trains the
+AAE against the frozen adversaries with the loss of :func:`fedmood.studies.aae.train.aae_loss`; FedAvg
+(weighted by windows) after each. 2 x ``rounds`` Flower rounds reproduce the centralised schedule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedmood.federated.study import run_fedavg_study
+from fedmood.keys import NUM_EXAMPLES
+from fedmood.studies.aae.model import Autoencoder
+from fedmood.studies.aae.train import AAEConfig, Adversaries, aae_loss, train_adversaries
+from fedmood.training import TensorBatches, shuffled_batches, train_epoch
+from strategies.alternating import AlternatingFedAvg
+
+PHASES = ("adversaries", "anonymiser")
+
+
+def build_networks(cfg: AAEConfig, width: int, n_users: int, n_activities: int) -> tuple[Autoencoder, Adversaries]:
+    """The AAE and the three adversaries, freshly initialised."""
+    aae = Autoencoder(2, cfg.hidden)
+    latent_width = aae.encoder(torch.zeros(1, 2, width)).shape[2]
+    return aae, Adversaries.create(width, latent_width, n_users, n_activities, cfg)
+
+
+def to_record(aae: Autoencoder, adv: Adversaries) -> ArrayRecord:
+    """All four networks as one ArrayRecord (keys prefixed by network)."""
+    state = {f"aae.{k}": v for k, v in aae.state_dict().items()}
+    for name, model in adv.models().items():
+        state.update({f"{name}.{k}": v for k, v in model.state_dict().items()})
+    return ArrayRecord(state)
+
+
+def load_record(record: ArrayRecord, aae: Autoencoder, adv: Adversaries) -> None:
+    """Load the four networks from a record written by :func:`to_record`."""
+    state = record.to_torch_state_dict()
+    for name, model in {"aae": aae, **adv.models()}.items():
+        model.load_state_dict({k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(name + ".")})
+
+
+def record_bytes(record: ArrayRecord) -> int:
+    return sum(len(a.data) for a in record.values())
+
+
+def client_round(
+    msg: Message, data: TensorBatches, cfg: AAEConfig, width: int, n_users: int, n_activities: int, seed: int
+) -> Message:
+    """One client's round: train what the phase says on its own windows, return all networks."""
+    aae, adv = build_networks(cfg, width, n_users, n_activities)
+    load_record(msg.content["arrays"], aae, adv)
+    config = msg.content["config"]
+    phase, rnd = str(config["phase"]), int(config["server-round"])
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + rnd * 1_009 + int(data.tensors[2][0]))
+    if phase == "adversaries":
+        metrics = train_adversaries(aae, adv, data, cfg, gen)
+    elif phase == "anonymiser":
+        adv.freeze(True)
+        opt = torch.optim.Adam(aae.parameters(), lr=cfg.lr)
+        for _ in range(cfg.aae_epochs):
+            metrics = {
+                "aae_loss": train_epoch(
+                    aae, shuffled_batches(data, cfg.batch_size, gen), opt, None, loss_fn=aae_loss(adv, cfg)
+                )
+            }
+    else:
+        raise ValueError(f"federated AAE: unknown phase {phase!r}")
+    return Message(
+        RecordDict({"arrays": to_record(aae, adv), "metrics": MetricRecord({**metrics, NUM_EXAMPLES: len(data)})}),
+        reply_to=msg,
+    )
+
+
+def run_federated_aae(
+    client_data: list[tuple[np.ndarray, np.ndarray]],
+    n_activities: int,
+    cfg: AAEConfig,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[Autoencoder, list[dict]]:
+    """Train the anonymiser with FedAvg, client k holding ``client_data[k]`` = (windows, activities).
+
+    Returns the final AAE and a history row per Flower round (phase, seconds, client metrics,
+    bytes each client receives and sends).
+    """
+    n_users, width = len(client_data), client_data[0][0].shape[2]
+    torch.manual_seed(seed)
+    aae, adv = build_networks(cfg, width, n_users, n_activities)
+    initial = to_record(aae, adv)
+    per_message = record_bytes(initial)
+    datasets = [
+        TensorBatches.from_numpy(np.asarray(x, np.float32), np.asarray(a, np.int64), np.full(len(a), k, np.int64))
+        for k, (x, a) in enumerate(client_data)
+    ]
+    client = ClientApp()
+
+    @client.train()
+    def _train(msg: Message, context: Context) -> Message:
+        data = datasets[int(context.node_config["partition-id"])]
+        return client_round(msg, data, cfg, width, n_users, n_activities, seed)
+
+    strategy = AlternatingFedAvg(
+        PHASES, fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n_users, min_available_nodes=n_users
+    )
+
+    def row(rnd: int, metrics: dict) -> dict:
+        out = {"phase": strategy.phase(rnd)}
+        out.update({k: float(v) for k, v in metrics.items() if k != NUM_EXAMPLES})
+        out["bytes_down_per_client"] = out["bytes_up_per_client"] = per_message
+        return out
+
+    def line(r: dict) -> str:
+        shown = " ".join(f"{k}={v:.3f}" for k, v in r.items() if k.endswith(("_acc", "_loss")))
+        return f"[federated aae] round {r['round']}/{2 * cfg.rounds} {r['phase']}: {shown} ({r['seconds']:.1f}s)"
+
+    final, history = run_fedavg_study(
+        "federated AAE", client, strategy, initial, 2 * cfg.rounds, n_users, row=row,
+        progress_line=line if progress else None,
+    )  # fmt: skip
+    load_record(final, aae, adv)
+    return aae, history

@@ -1,0 +1,132 @@
+"""The anonymising autoencoder: identity loss, shapes, and that training hides identity."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from fedmood.classification import predict, scores
+from fedmood.studies.aae.classify import ClassifierConfig, fit_classifier
+from fedmood.studies.aae.losses import identity_loss
+from fedmood.studies.aae.model import Autoencoder, WindowCNN
+from fedmood.studies.aae.train import AAEConfig, Adversaries, aae_loss, train_aae
+from fedmood.training import BestEpoch, TensorBatches
+
+
+def test_identity_loss_matches_equation_7_by_hand():
+    probs = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
+    # user 1 in row 1: -(log(1 - 0.3) + log(1 - 0.5)); user 2 in row 2: -(log(1 - 0.8) + log(1 - 0.8))
+    expected = (-(math.log(0.7) + math.log(0.5)) - 2 * math.log(0.2)) / 2
+    assert identity_loss(probs.log(), torch.tensor([1, 2])).item() == pytest.approx(expected, rel=1e-6)
+    # a confident, correct identity classifier is the worst case for the anonymiser
+    assert identity_loss(torch.tensor([[9.0, 0.0, 0.0]]), torch.tensor([0])) > identity_loss(
+        torch.tensor([[0.0, 0.0, 9.0]]), torch.tensor([0])
+    )
+
+
+def test_shapes():
+    aae = Autoencoder()
+    z, out = aae(torch.randn(3, 2, 128))
+    assert z.shape == (3, 2, 32) and out.shape == (3, 2, 128)
+    assert WindowCNN(2, 32, 20)(z).shape == (3, 20) and WindowCNN(2, 128, 4)(out).shape == (3, 4)
+    assert aae.transform(torch.randn(5, 2, 128)).shape == (5, 2, 128)
+
+
+def _toy_windows(n_per: int = 60, users: int = 4, seed: int = 0):
+    """Activity = frequency of channel 0; identity = a user-specific level and shape of channel 1."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(128) / 50.0
+    xs, act, uid = [], [], []
+    for u in range(users):
+        for a, freq in enumerate((1.0, 3.0)):
+            for _ in range(n_per):
+                phase = rng.uniform(0, 2 * np.pi)
+                c0 = np.sin(2 * np.pi * freq * t + phase)
+                c1 = (u - 1.5) + 0.5 * np.sin(2 * np.pi * (u + 1) * 0.5 * t + phase)
+                xs.append(np.stack([c0, c1]) + 0.1 * rng.normal(size=(2, 128)))
+                act.append(a)
+                uid.append(u)
+    return np.asarray(xs, np.float32), np.asarray(act), np.asarray(uid)
+
+
+def test_short_training_hides_identity_from_a_fixed_classifier():
+    torch.manual_seed(0)
+    x, act, uid = _toy_windows()
+    attacker = fit_classifier(x, uid, 4, ClassifierConfig(epochs=8, batch_size=32))
+    raw_acc = scores(uid, predict(attacker, x))["accuracy"]
+    assert raw_acc > 90
+    cfg = AAEConfig(rounds=3, reg_epochs=2, aae_epochs=3, batch_size=32, hidden=16, reg_hidden=16)
+    aae, history = train_aae(x, act, uid, 4, 2, cfg, progress=False)
+    assert [h["round"] for h in history] == [1, 2, 3] and all(np.isfinite(h["aae_loss"]) for h in history)
+    anon_acc = scores(uid, predict(attacker, aae.transform(torch.as_tensor(x)).numpy()))["accuracy"]
+    assert anon_acc < raw_acc - 40, (raw_acc, anon_acc)
+    # the control: the same schedule without the identity terms (a plain autoencoder) keeps identity
+    plain, _ = train_aae(x, act, uid, 4, 2, replace(cfg, beta_i=0.0, beta_d=1.0), progress=False)
+    assert scores(uid, predict(attacker, plain.transform(torch.as_tensor(x)).numpy()))["accuracy"] > 80
+
+
+@pytest.mark.flower
+def test_federated_aae_alternates_phases_and_hides_identity():
+    from fedmood.studies.aae.federated import run_federated_aae
+
+    torch.manual_seed(0)
+    x, act, uid = _toy_windows()
+    attacker = fit_classifier(x, uid, 4, ClassifierConfig(epochs=8, batch_size=32))
+    cfg = AAEConfig(rounds=3, reg_epochs=2, aae_epochs=3, batch_size=32, hidden=16, reg_hidden=16)
+    clients = [(x[uid == u], act[uid == u]) for u in range(4)]  # one client per user, its windows only
+    aae, history = run_federated_aae(clients, 2, cfg, progress=False)
+    assert [h["phase"] for h in history] == ["adversaries", "anonymiser"] * 3
+    assert all(h["clients"] == 4 for h in history) and history[0]["bytes_up_per_client"] > 4 * 10_000
+    assert "enc_reg_acc" in history[0] and "aae_loss" in history[1]
+    anon_acc = scores(uid, predict(attacker, aae.transform(torch.as_tensor(x)).numpy()))["accuracy"]
+    assert anon_acc < 60, anon_acc
+
+
+def test_reconstruction_term_sums_over_the_window():
+    """``window_sum`` weighs the squared error of a whole window; ``mean`` of one element."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 2, 128)
+    batch = TensorBatches((x, torch.zeros(6, dtype=torch.long), torch.zeros(6, dtype=torch.long)))
+    aae = Autoencoder(hidden=8)
+    adv = Adversaries.create(128, 32, 3, 2, AAEConfig(reg_hidden=8))
+    only_mse = AAEConfig(beta_d=0.01, beta_i=0.0, beta_a=0.0)
+    with torch.no_grad():
+        out = aae(x)[1]
+        summed = aae_loss(adv, only_mse)(aae, batch).item()
+        mean = aae_loss(adv, replace(only_mse, reconstruction="mean"))(aae, batch).item()
+    assert summed == pytest.approx(0.01 * float(((out - x) ** 2).sum()) / len(x), rel=1e-5)
+    assert mean == pytest.approx(0.01 * float(((out - x) ** 2).mean()), rel=1e-5)
+    with pytest.raises(ValueError, match=r"aae\.reconstruction"):
+        aae_loss(adv, replace(only_mse, reconstruction="median"))
+
+
+def test_validation_selection_keeps_the_best_epoch_and_stops(monkeypatch):
+    model = torch.nn.Linear(1, 1)
+    best = BestEpoch(patience=2)
+    stops = []
+    for epoch, score in enumerate([0.1, 0.5, 0.4, 0.3, 0.9], start=1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        stops.append(best.update(model, epoch, score))
+    assert stops == [False, False, False, True, False] and best.best_epoch == 5
+    best = BestEpoch(patience=2)
+    for epoch, score in enumerate([0.1, 0.5, 0.4], start=1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        best.update(model, epoch, score)
+    best.restore(model)
+    assert model.weight.item() == 2.0
+
+    # fit_classifier with validation windows stops once the validation F1 stops improving
+    import fedmood.studies.aae.classify as classify
+
+    calls = []
+    real = classify.train_epoch
+    monkeypatch.setattr(classify, "train_epoch", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x, act, _ = _toy_windows(n_per=20)
+    fit_classifier(x, act, 2, ClassifierConfig(epochs=40, patience=2, batch_size=32), val=(x, act))
+    assert 3 <= len(calls) < 40
