@@ -1,10 +1,10 @@
 """The anonymiser on MotionSense: activity F1 and identity accuracy, centralised and federated.
 
-    python benchmarks/aae.py [--schedule quick|full] [--all-methods] [--data-path ../shared/data/motionsense]
+    python benchmarks/aae.py [--size quick|full] [--all-methods] [--data-path ../shared/data/motionsense]
 
 Runs the Table 2 experiment's ``raw``, ``aae`` and ``aae_federated`` rows (``--all-methods``: every
-row of ``conf/aae.yaml``, the whole table) with the chosen schedule (``conf/schedule/``; quick by
-default: minutes on 2 cores) into ``results/aae/benchmark-<schedule>`` and prints one summary line
+row of ``conf/aae.yaml``, the whole table) with the chosen size (``conf/aae_size/``; quick by
+default: minutes on 2 cores) into ``results/aae/benchmark-<size>`` and prints one summary line
 last:
 
     aae: act_f1=<x> id_acc=<y> raw_id_acc=<z> fed_act_f1=<a> fed_id_acc=<b>
@@ -26,22 +26,22 @@ from fedmood.studies.aae.experiment import run
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--schedule", default="quick", choices=["quick", "full"])
+    ap.add_argument("--size", default="quick", choices=["quick", "full"])
     ap.add_argument("--all-methods", action="store_true", help="every row of Table 2, not only raw/aae/federated")
     ap.add_argument("--data-path", default=str(default_root()))
     args = ap.parse_args()
     if not data_files_present(args.data_path):
         sys.exit(f"MotionSense not found at {args.data_path} (see ../shared/data/README.md); pass --data-path")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        overrides = [f"schedule={args.schedule}"] + ([] if args.all_methods else ["methods=[raw,aae,aae_federated]"])
+        overrides = [f"aae_size={args.size}"] + ([] if args.all_methods else ["methods=[raw,aae,aae_federated]"])
         cfg = compose("aae", overrides=overrides)
     config = OmegaConf.to_container(cfg, resolve=True)
     config["data_path"] = args.data_path
-    out = PROJECT_ROOT / "results" / "aae" / f"benchmark-{args.schedule}"
+    out = PROJECT_ROOT / "results" / "aae" / f"benchmark-{args.size}"
     t0 = time.perf_counter()
     table = run(config, out).set_index("method")
     print(table.to_string(float_format=lambda v: f"{v:.2f}"))
-    print(f"schedule={args.schedule} total_sec={time.perf_counter() - t0:.0f} results={out}")
+    print(f"size={args.size} total_sec={time.perf_counter() - t0:.0f} results={out}")
     print(
         f"aae: act_f1={table.loc['aae', 'act_f1']:.2f} id_acc={table.loc['aae', 'id_acc']:.2f} "
         f"raw_id_acc={table.loc['raw', 'id_acc']:.2f} fed_act_f1={table.loc['aae_federated', 'act_f1']:.2f} "

@@ -30,9 +30,9 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    if not Path(args.data_root).is_dir():
-        sys.exit(f"MetaMF data not found at {args.data_root} (see ../shared/data/README.md); pass --data-root")
-    data = first_users(load_metamf_dataset(args.data_root, args.dataset), args.users)
+    if not Path(args.data_path).is_dir():
+        sys.exit(f"MetaMF data not found at {args.data_path} (see ../shared/data/README.md); pass --data-root")
+    data = first_users(load_metamf_dataset(args.data_path, args.dataset), args.users)
     train = data.train
     cfg = {"seed": 0, "training": {"lr": 1e-4, "weight_decay": 1e-3, "batch_size": 64, "grad_clip": 5.0}}
     history, _, _ = run_federated_metamf(cfg, data, args.rounds)

@@ -33,10 +33,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu (the target: 2 cores), cuda or auto")
     args = ap.parse_args()
-    if not Path(args.data_root).is_dir():
-        sys.exit(f"MetaMF data not found at {args.data_root} (see ../shared/data/README.md); pass --data-root")
+    if not Path(args.data_path).is_dir():
+        sys.exit(f"MetaMF data not found at {args.data_path} (see ../shared/data/README.md); pass --data-root")
     torch.set_num_threads(args.threads)
-    data = load_metamf_dataset(args.data_root, args.dataset)
+    data = load_metamf_dataset(args.data_path, args.dataset)
     torch.manual_seed(0)
     device = resolve_device(args.device)
     model = MetaMF(data.n_users, data.n_items).to(device)

@@ -1,7 +1,7 @@
 """Hydra entry point: Table 2 of Malekzadeh et al. ("Mobile Sensor Data Anonymization", IoTDI 2019).
 
     python experiments/aae.py                        # full schedule: every row of the table
-    python experiments/aae.py schedule=quick         # minutes
+    python experiments/aae.py aae_size=quick         # minutes
     python experiments/aae.py methods=[raw,aae] data_path=/path/to/motionsense
 
 Writes results/aae/<schedule>-<timestamp>/: config.yaml, table2.csv (after every row), table2.md

@@ -1,7 +1,7 @@
 """Hydra entry point: federated MetaMF on Flower (the MetaMF paper's Algorithm 1), one device per user.
 
     python experiments/metamf_federated.py                          # first 100 users of ml, 50 rounds
-    python experiments/metamf_federated.py users=300 rounds=200 beta=0.5
+    python experiments/metamf_federated.py users=300 num_rounds=200 beta=0.5
     python experiments/metamf_federated.py ratings_path=/path/to/ratings.csv users=null
 
 Writes results/metamf_federated/<dataset>-<variant>-beta<β>-<timestamp>/ (config.yaml, history.csv
@@ -24,7 +24,7 @@ from fedmood.studies.metamf.federated_experiment import run
 @guarded
 def main(cfg: DictConfig) -> None:
     config = with_absolute_paths(
-        OmegaConf.to_container(cfg, resolve=True), ("data_root", "results_root", "ratings_path")
+        OmegaConf.to_container(cfg, resolve=True), ("data_path", "results_root", "ratings_path")
     )
     table = run(config, HydraConfig.get().runtime.output_dir)
     print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

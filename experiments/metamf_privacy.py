@@ -26,7 +26,7 @@ from fedmood.studies.metamf.experiment import run
 @guarded
 def main(cfg: DictConfig) -> None:
     config = with_absolute_paths(
-        OmegaConf.to_container(cfg, resolve=True), ("data_root", "results_root", "ratings_path")
+        OmegaConf.to_container(cfg, resolve=True), ("data_path", "results_root", "ratings_path")
     )
     table = run(config, HydraConfig.get().runtime.output_dir)
     print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

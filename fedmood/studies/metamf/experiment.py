@@ -34,10 +34,10 @@ def load_data(cfg: dict) -> RatingSplits:
         ratings = np.concatenate([data.train.ratings, data.valid.ratings, data.test.ratings])
         check_rating_range(ratings, rating_range(cfg), cfg["ratings_path"], "rating_range")
         return data
-    root = Path(cfg["data_root"])
+    root = Path(cfg["data_path"])
     if not root.is_dir():
         raise FileNotFoundError(
-            f"MetaMF data folder {root} not found (see ../shared/data/README.md); set data_root or ratings_path"
+            f"MetaMF data folder {root} not found (see ../shared/data/README.md); set data_path or ratings_path"
         )
     return load_metamf_dataset(root, cfg["dataset"])
 
@@ -62,7 +62,7 @@ OmegaConf.register_new_resolver("data_label", label_of, replace=True)  # names r
 
 def run_identity(cfg: dict) -> dict:
     """What a resume checkpoint must share with this run: the data (fingerprinted) and the settings."""
-    source = cfg["ratings_path"] or Path(cfg["data_root"])
+    source = cfg["ratings_path"] or Path(cfg["data_path"])
     files = [source] if cfg["ratings_path"] else sorted(Path(source).glob(f"{cfg['dataset']}.*"))
     return {
         "data": data_label(cfg),
@@ -118,14 +118,14 @@ def check_config(cfg: dict) -> None:
     path = cfg.get("ratings_path")
     if path:
         require_path(p, "config key ratings_path", path, "file")
-    elif not Path(cfg["data_root"]).is_dir():
+    elif not Path(cfg["data_path"]).is_dir():
         p.config(
-            "data_root",
-            f"MetaMF data folder {cfg['data_root']} not found (see ../shared/data/README.md); set it or ratings_path",
+            "data_path",
+            f"MetaMF data folder {cfg['data_path']} not found (see ../shared/data/README.md); set it or ratings_path",
         )
-    elif not list(Path(cfg["data_root"]).glob(f"{cfg.get('dataset')}.userlist*")):
-        found = sorted({f.name.split(".")[0] for f in Path(cfg["data_root"]).glob("*.userlist*")})
-        p.config("dataset", f"no {cfg.get('dataset')}.* split in {cfg['data_root']} (there: {', '.join(found)})")
+    elif not list(Path(cfg["data_path"]).glob(f"{cfg.get('dataset')}.userlist*")):
+        found = sorted({f.name.split(".")[0] for f in Path(cfg["data_path"]).glob("*.userlist*")})
+        p.config("dataset", f"no {cfg.get('dataset')}.* split in {cfg['data_path']} (there: {', '.join(found)})")
     p.raise_if_any()
 
 

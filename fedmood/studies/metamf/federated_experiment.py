@@ -2,7 +2,7 @@
 
 :func:`run_federated_metamf` runs the rounds (and the devices' evaluation); :func:`run`
 is the Hydra experiment ``experiments/metamf_federated.py``: the first ``users`` users of a data set
-(or of a ratings file of one's own), each revealing ``ceil(β n_u)`` training ratings, ``rounds``
+(or of a ratings file of one's own), each revealing ``ceil(β n_u)`` training ratings, ``num_rounds``
 rounds, then a results folder with the per-round history (train MSE, validation MAE, bytes per
 client) and the test MAE/MSE for all users and the Low/Med/High groups, evaluated on the devices.
 """
@@ -138,7 +138,7 @@ def run(cfg: dict, out_dir: str | Path) -> pd.DataFrame:
         data.name, data.n_users, data.n_items, reveal(data.train, data.n_users, beta, seed), data.valid, data.test
     )
     history, _model, test = run_federated_metamf(
-        cfg, data, int(cfg["rounds"]), cfg.get("clients_per_round"), int(cfg.get("eval_every", 0))
+        cfg, data, int(cfg["num_rounds"]), cfg.get("clients_per_round"), int(cfg.get("eval_every", 0))
     )
     writer.table("history", pd.DataFrame(history))
     if test is None:

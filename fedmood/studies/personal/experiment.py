@@ -67,7 +67,8 @@ def federated_comparison(
         for seed in range(int(fed.get("seeds", 1))):
             t0 = time.perf_counter()
             cfg = replace(study.shared, epochs=int(fed["local_epochs"]))
-            model, hist = train_federated_shared(clients, study.n_classes, study.hidden, cfg, int(fed["rounds"]), seed)
+            rounds = int(fed["num_rounds"])
+            model, hist = train_federated_shared(clients, study.n_classes, study.hidden, cfg, rounds, seed)
             history += [{"user": user, "seed": seed, **h} for h in hist]
             for r in run_user(user, data, one_k, seed, shared_models={k: model}):
                 if r["model"] != "local":
@@ -147,7 +148,7 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> dict:
         summary["federated_shared_acc"] = _at(per, "federated_shared", k_fed, 0)
         summary["central_shared_acc_same_users"] = _at(per, "shared", k_fed, 0)
         summary["federated_personal_acc_at_20"] = _at(per, "federated_personal", k_fed, 20)
-        summary["federated_rounds"] = int(fed["rounds"])
+        summary["federated_rounds"] = int(fed["num_rounds"])
     cost_cfg = cfg.get("cost") or {}
     n_cost = int(cost_cfg.get("n", 20))
     user = users[0]

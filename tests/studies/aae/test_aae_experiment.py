@@ -25,7 +25,7 @@ def test_table2_experiment_and_the_anonymiser_tool(tmp_path):
     run_dir = tmp_path / "run"
     run_experiment(
         "aae",
-        "schedule=quick",
+        "aae_size=quick",
         f"data_path={data}",
         f"cache_dir={tmp_path / 'cache'}",
         "methods=[raw,resample_5hz,ssa_1,aae]",

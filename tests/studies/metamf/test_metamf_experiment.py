@@ -54,7 +54,7 @@ def test_federated_metamf_experiment_evaluates_on_the_devices(tmp_path):
         "metamf_federated",
         f"ratings_path={ratings}",
         "users=null",
-        "rounds=4",
+        "num_rounds=4",
         "eval_every=2",
         "beta=0.5",
         "group_frac=0.25",
