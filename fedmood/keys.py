@@ -14,8 +14,10 @@ RUN_KEY = "run-key"
 # ---- the metrics a client sends with its reply (a MetricRecord); one spelling each
 #: The weight of a client's update (Flower's convention).
 NUM_EXAMPLES = "num-examples"
-#: The device's training rows.
-TRAIN_ROWS = "train-rows"
+#: The device's training rows, and its validation rows.
+TRAIN_ROWS, VAL_ROWS = "train-rows", "val-rows"
+#: The training MSE of the device's last local epoch; a validation MSE (the legacy evaluate reply).
+TRAIN_MSE, VAL_MSE = "train-mse", "val-mse"
 #: Sum of squared validation errors and validation rows: the server pools them into one MSE.
 VAL_SSE, VAL_N = "val-sse", "val-n"
 #: Seconds spent in the train handler and in the training loop (summed over clients).
@@ -23,6 +25,13 @@ CLIENT_SECONDS, FIT_SECONDS = "client-seconds", "fit-seconds"
 #: A DP-SGD device's ε, δ and noise multiplier so far.
 DPSGD_EPSILON, DPSGD_DELTA, DPSGD_NOISE = "dpsgd-epsilon", "dpsgd-delta", "dpsgd-noise"
 DPSGD_PREFIX = "dpsgd-"
+#: A personalisation report: the device's index, its validation MSE before and after fine-tuning.
+USER, VAL_MSE_BEFORE, VAL_MSE_AFTER = "user", "val-mse-before", "val-mse-after"
+
+
+def column(key: str) -> str:
+    """A sent key as a results-table column (``val-mse-before`` -> ``val_mse_before``)."""
+    return key.replace("-", "_")
 
 
 def spread(key: str, stat: str) -> str:

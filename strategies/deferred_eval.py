@@ -29,7 +29,7 @@ from flwr.server.strategy import FedAvg as LegacyFedAvg
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fedmood.keys import CLIENT_SECONDS, DPSGD_DELTA, DPSGD_EPSILON, FIT_SECONDS, VAL_N, VAL_SSE
+from fedmood.keys import CLIENT_SECONDS, DPSGD_DELTA, DPSGD_EPSILON, FIT_SECONDS, VAL_MSE, VAL_N, VAL_SSE
 
 SUMMED_KEYS = (VAL_SSE, VAL_N, CLIENT_SECONDS, FIT_SECONDS)
 #: Per-client values reported as ``<key>-max`` and ``<key>-mean`` (e.g. each client's DP-SGD ε).
@@ -112,7 +112,7 @@ class DeferredEvalLegacyFedAvg(LegacyFedAvg):
 
 
 def validation_history(
-    train_metrics: Mapping[int, Mapping], final: Mapping | None, num_rounds: int, key: str = "val_mse"
+    train_metrics: Mapping[int, Mapping], final: Mapping | None, num_rounds: int, key: str = VAL_MSE
 ) -> dict[int, float]:
     """``{round: validation MSE of that round's global model}`` from a deferred-evaluation run.
 

@@ -23,7 +23,17 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from fedmood.keys import CLIENT_SECONDS, DPSGD_DELTA, DPSGD_EPSILON, DPSGD_NOISE, FIT_SECONDS, VAL_N, VAL_SSE
+from fedmood.keys import (
+    CLIENT_SECONDS,
+    DPSGD_DELTA,
+    DPSGD_EPSILON,
+    DPSGD_NOISE,
+    FIT_SECONDS,
+    TRAIN_MSE,
+    TRAIN_ROWS,
+    VAL_N,
+    VAL_SSE,
+)
 from fedmood.results import atomic_write_text
 
 REPORT_RECORD = "device-report"  # the store record a deployed device keeps its report in
@@ -94,10 +104,10 @@ def merge_reports(rounds: list[dict], reports: dict[int, dict[str, list]]) -> di
     for row in rounds:
         rnd = int(row["round"])
         entries = by_round.get(rnd, [])
-        trained = [dict(e, sse=e["train_mse"] * e["train-rows"]) for e in entries if "train_mse" in e]
-        row["train_mse"] = _pooled(trained, "sse", "train-rows")
+        trained = [dict(e, sse=e[TRAIN_MSE] * e[TRAIN_ROWS]) for e in entries if TRAIN_MSE in e]
+        row["train_mse"] = _pooled(trained, "sse", TRAIN_ROWS)
         later = evaluation if rnd == last else by_round.get(rnd + 1, [])
-        row["val_mse"] = _pooled(later, "val_sse", "val_n") if rnd == last else _pooled(later, VAL_SSE, VAL_N)
+        row["val_mse"] = _pooled(later, VAL_SSE, VAL_N)
         row["client_seconds"] = sum(float(e.get(CLIENT_SECONDS, 0.0)) for e in entries)
         row["fit_seconds"] = sum(float(e.get(FIT_SECONDS, 0.0)) for e in entries)
         eps = [float(e[DPSGD_EPSILON]) for e in entries if DPSGD_EPSILON in e]

@@ -247,13 +247,13 @@ def test_device_reports_give_the_pooled_errors_and_the_largest_epsilon(tmp_path)
     cfg = {"federation": {"device_reports": str(tmp_path)}}
     for user, (rows, mse) in enumerate([(10, 0.2), (30, 0.1)]):
         for rnd in (1, 2):
-            entry = {"train_mse": mse, "train-rows": rows, "dpsgd-epsilon": rnd + user, "dpsgd-delta": 1e-5}
+            entry = {"train-mse": mse, "train-rows": rows, "dpsgd-epsilon": rnd + user, "dpsgd-delta": 1e-5}
             if rnd == 2:
                 entry.update({"val-sse": mse * rows / 4, "val-n": rows / 4})
             add_to_report(cfg, user, "round", {**entry, "dpsgd-noise": 1.0, "round": rnd})
             report = read_reports(tmp_path)[user]["round"][-1]
-            assert report["train_mse"] == mse
-        add_to_report(cfg, user, "evaluation", {"round": 3, "val_sse": 1.0 + user, "val_n": 10.0})
+            assert report["train-mse"] == mse
+        add_to_report(cfg, user, "evaluation", {"round": 3, "val-sse": 1.0 + user, "val-n": 10.0})
     rows = [{"round": 1}, {"round": 2}]
     found = merge_reports(rows, read_reports(tmp_path))
     assert rows[0]["train_mse"] == pytest.approx((10 * 0.2 + 30 * 0.1) / 40)

@@ -26,11 +26,11 @@ def test_check_replies_fails_on_error_or_missing_reply():
 
 def test_validation_is_weighted_by_validation_examples():
     recs = [
-        RecordDict({"m": MetricRecord({"num-examples": 10.0, "train_mse": 1.0, "val-sse": 2.0, "val-n": 1.0})}),
-        RecordDict({"m": MetricRecord({"num-examples": 30.0, "train_mse": 3.0, "val-sse": 6.0, "val-n": 9.0})}),
+        RecordDict({"m": MetricRecord({"num-examples": 10.0, "train-mse": 1.0, "val-sse": 2.0, "val-n": 1.0})}),
+        RecordDict({"m": MetricRecord({"num-examples": 30.0, "train-mse": 3.0, "val-sse": 6.0, "val-n": 9.0})}),
     ]
     agg = _aggregate_with_val_sums(recs, "num-examples")
-    assert agg["train_mse"] == pytest.approx(2.5)
+    assert agg["train-mse"] == pytest.approx(2.5)
     assert agg["val-sse"] / agg["val-n"] == pytest.approx(0.8)
 
 

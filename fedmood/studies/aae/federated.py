@@ -17,6 +17,7 @@ from flwr.clientapp import ClientApp
 
 from fedmood.federated.study import run_fedavg_study
 from fedmood.keys import NUM_EXAMPLES
+from fedmood.seeding import derived_seed
 from fedmood.studies.aae.model import Autoencoder
 from fedmood.studies.aae.train import AAEConfig, Adversaries, aae_loss, train_adversaries
 from fedmood.training import TensorBatches, shuffled_batches, train_epoch
@@ -59,7 +60,7 @@ def client_round(
     load_record(msg.content["arrays"], aae, adv)
     config = msg.content["config"]
     phase, rnd = str(config["phase"]), int(config["server-round"])
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + rnd * 1_009 + int(data.tensors[2][0]))
+    gen = torch.Generator().manual_seed(derived_seed(seed, rnd, int(data.tensors[2][0])))
     if phase == "adversaries":
         metrics = train_adversaries(aae, adv, data, cfg, gen)
     elif phase == "anonymiser":

@@ -19,6 +19,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedmood.privacy.noise import SecureNoise
+from fedmood.seeding import derived_seed
 from fedmood.studies.metamf import protocol as fed
 from fedmood.studies.metamf.data import Ratings
 
@@ -27,7 +28,7 @@ STATE = "metamf-device"
 
 def initial_embedding(user: int | None, n_users: int, user_dim: int, seed: int) -> torch.Tensor:
     """A device's starting e_u: Xavier-normal of the (users x dim) table, seeded by its user id."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + user if user is not None else seed)
+    gen = torch.Generator().manual_seed(derived_seed(seed, user) if user is not None else seed)
     std = math.sqrt(2.0 / (n_users + user_dim))
     return torch.randn(user_dim, generator=gen) * std
 

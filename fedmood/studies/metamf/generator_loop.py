@@ -19,7 +19,7 @@ from flwr.serverapp import Grid
 
 from fedmood.studies.metamf import protocol as fed
 from fedmood.studies.metamf.model import MetaMF
-from fedmood.training import CombinedOptimizer, clip_factor
+from fedmood.studies.metamf.optim import CombinedOptimizer, clip_factor
 from strategies.strict import check_replies
 
 

@@ -11,7 +11,7 @@ each device holds one user's ratings and user embedding e_u. One round, for the 
    rows, as the centralised mean loss) through the generators into Θ and ∂L/∂c_u, and sends
    ∂L/∂c_u; the device returns e_uᵀ ∂L/∂c_u (M's gradient share) and ‖∂L/∂e_u‖²;
 4. the server clips all gradients jointly (norm 5, the devices' shares included:
-   :func:`fedmood.training.clip_factor`) and steps Θ; the device receives the clip factor and steps
+   :func:`fedmood.studies.metamf.optim.clip_factor`) and steps Θ; the device receives the clip factor and steps
    e_u with its own Adam.
 
 Evaluation is on the device too: ``collaborative`` for a held-out split (c_u and that split's item

@@ -16,7 +16,7 @@ captured once and replayed:
 * the last, short batch is padded with copies of its first row at weight 0 (its item is already in
   the batch, so the touched rows do not change).
 
-The optimiser state stays in the :class:`~fedmood.training.CombinedOptimizer` (Adam + SparseAdam),
+The optimiser state stays in the :class:`~fedmood.studies.metamf.optim.CombinedOptimizer` (Adam + SparseAdam),
 so checkpoints are the same whichever path trained. On the CPU the same computation runs eagerly
 (tested equal to the sparse path).
 """
@@ -26,7 +26,8 @@ from __future__ import annotations
 import torch
 
 from fedmood.studies.metamf.model import MetaMF
-from fedmood.training import Batches, CombinedOptimizer
+from fedmood.studies.metamf.optim import CombinedOptimizer
+from fedmood.training import Batches
 
 #: Eager steps before capture (they warm up cuBLAS and create the optimiser state; each is a real step).
 WARMUP_STEPS = 3

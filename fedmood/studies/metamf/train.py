@@ -21,12 +21,13 @@ import torch
 
 from fedmood.errors import InputError, Problem
 from fedmood.results import atomic_write_with
+from fedmood.seeding import derived_seed
 from fedmood.studies.metamf.data import Ratings
 from fedmood.studies.metamf.model import MetaMF
+from fedmood.studies.metamf.optim import CombinedOptimizer
 from fedmood.studies.metamf.static_step import StaticStep, uses_static_step
 from fedmood.training import (
     Batches,
-    CombinedOptimizer,
     prediction_errors,
     shuffled_batches,
     steps_per_epoch,
@@ -160,7 +161,7 @@ def fit(
         if epoch - result.best_epoch > cfg.patience and result.best_epoch > 0:
             break
         t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        gen = torch.Generator().manual_seed(derived_seed(cfg.seed, epoch))
         batches = shuffled_batches(data, cfg.batch_size, gen)
         if progress:
             batches = with_progress(batches, steps_per_epoch(len(data), cfg.batch_size), f"[metamf] epoch {epoch}")

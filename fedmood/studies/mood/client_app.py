@@ -26,7 +26,7 @@ from flwr.client.mod import make_ffn, secaggplus_mod
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import adaptiveclipping_mod, fixedclipping_mod
 
-from fedmood.keys import NUM_EXAMPLES
+from fedmood.keys import NUM_EXAMPLES, VAL_MSE, VAL_N, VAL_SSE
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.studies.mood.device import (
     CLUSTERING_STAGES,
@@ -63,7 +63,7 @@ def train_on_device(msg: Message, context: Context, cfg: dict) -> Message:
 def evaluate_on_device(msg: Message, context: Context, cfg: dict) -> Message:
     """Validation MSE of the global item parameters with this user's own parameters."""
     mse, n = local_evaluation(cfg, context, _items(msg.content["arrays"]), msg.content["config"])
-    return Message(RecordDict({"metrics": MetricRecord({"val_mse": mse, NUM_EXAMPLES: float(n)})}), reply_to=msg)
+    return Message(RecordDict({"metrics": MetricRecord({VAL_MSE: mse, NUM_EXAMPLES: float(n)})}), reply_to=msg)
 
 
 def query_on_device(msg: Message, context: Context, cfg: dict) -> Message:
@@ -75,7 +75,7 @@ def query_on_device(msg: Message, context: Context, cfg: dict) -> Message:
     rnd = int(config.get("server-round", 0))
     if stage == "evaluate":
         mse, n = local_evaluation(cfg, context, _items(msg.content["arrays"]), config)
-        out = report_or_send(cfg, context, user, "evaluation", {"val_sse": mse * n, "val_n": float(n)}, rnd)
+        out = report_or_send(cfg, context, user, "evaluation", {VAL_SSE: mse * n, VAL_N: float(n)}, rnd)
         return Message(RecordDict({"metrics": MetricRecord(out)} if out else {}), reply_to=msg)
     if stage == "personalise":
         result = personalise_on_device(cfg, context, _items(msg.content["arrays"]), config)

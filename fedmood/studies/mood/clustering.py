@@ -99,23 +99,6 @@ def kmodes_centralised(
     return labels.astype(np.int64), km.cluster_centroids_.astype(np.int64)
 
 
-def federated_kmodes(
-    clients: list[np.ndarray], k: int, n_values: int, max_iter: int = 20, seed: int = 0
-) -> tuple[np.ndarray, int]:
-    """The federated k-modes protocol run in one process (reference for the Flower run and tests).
-
-    Returns the final centres and the number of iterations used.
-    """
-    centres = centres_from_clients(clients, k, n_values, seed)
-    for it in range(1, max_iter + 1):
-        counts = sum(cluster_counts(x, centres, n_values) for x in clients)
-        new = modes_from_counts(counts, centres)
-        if np.array_equal(new, centres):
-            return centres, it
-        centres = new
-    return centres, max_iter
-
-
 def agreement(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
     """Adjusted Rand index between two clusterings of the same fragments."""
     return float(adjusted_rand_score(labels_a, labels_b))

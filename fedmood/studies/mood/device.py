@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -29,13 +28,19 @@ from fedmood.keys import (
     LOCAL_STATE_KEY,
     PERSONAL_ITEMS_KEY,
     RUN_KEY,
+    TRAIN_MSE,
     TRAIN_ROWS,
+    USER,
+    VAL_MSE_AFTER,
+    VAL_MSE_BEFORE,
     VAL_N,
+    VAL_ROWS,
     VAL_SSE,
 )
 from fedmood.privacy import dpsgd
 from fedmood.privacy.noise import NoiseSource
 from fedmood.privacy.settings import PrivacySettings
+from fedmood.seeding import derived_seed
 from fedmood.studies.mood.clustering import cluster_counts, slot_histograms
 from fedmood.studies.mood.data.device_store import (
     PERSONAL_STATE,
@@ -182,7 +187,7 @@ def centres_from_config(config: Mapping) -> np.ndarray | None:
 def local_model(cfg: dict, n_items: int, context: Context, user: int) -> EmbeddingDotBias:
     """A model for this user: own parameters restored from ``context.state`` (or initialised)."""
     m = cfg["model"]
-    torch.manual_seed(int(cfg["seed"]) * 100_003 + user)
+    torch.manual_seed(derived_seed(int(cfg["seed"]), user, seed_base=100_003))
     model = EmbeddingDotBias(1, n_items, int(m["n_factors"]), tuple(m["y_range"]))
     if LOCAL_STATE_KEY in context.state:
         model.load_state_dict(context.state[LOCAL_STATE_KEY].to_torch_state_dict(), strict=False)
@@ -219,6 +224,79 @@ class LocalUpdate:
     to_server: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class RoundSchedule:
+    """Where one round's local epochs sit in the run's one-cycle schedule (rounds x local epochs)."""
+
+    train: TrainConfig
+    server_round: int
+    epochs: int  # local epochs this round
+    steps_per_epoch: int
+    total_steps: int  # over the whole run
+
+    @classmethod
+    def of(cls, cfg: dict, server_round: int, n_train: int) -> RoundSchedule:
+        """The schedule of round ``server_round`` for a device with ``n_train`` training rows."""
+        tcfg = TrainConfig(**cfg["training"])
+        fed = cfg["federation"]
+        epochs = int(fed.get("local_epochs", 1))
+        spe = steps_per_epoch(n_train, tcfg.batch_size)
+        return cls(tcfg, server_round, epochs, spe, int(fed["num_rounds"]) * epochs * spe)
+
+    def scheduler(self, opt):
+        """The learning-rate scheduler, started where the earlier rounds left it."""
+        start = (self.server_round - 1) * self.epochs * self.steps_per_epoch
+        return make_scheduler(opt, self.train, total_steps=self.total_steps, start_step=start)
+
+
+def local_seed(cfg: dict, user: int, server_round: int) -> int:
+    """The seed of a user's local shuffling in one round."""
+    return derived_seed(int(cfg["seed"]), user, server_round, seed_base=7919, part_base=131)
+
+
+def train_plain(model: EmbeddingDotBias, train: Batches, schedule: RoundSchedule, seed: int) -> float:
+    """The round's local epochs with the fastai-style trainer; the last epoch's training MSE."""
+    opt = make_optimizer(model, schedule.train)
+    sched = schedule.scheduler(opt)
+    gen = torch.Generator().manual_seed(seed)
+    mse = 0.0
+    for _ in range(schedule.epochs if len(train) else 0):
+        mse = train_epoch(model, shuffled_batches(train, schedule.train.batch_size, gen), opt, sched)
+    return mse
+
+
+def train_dpsgd(
+    model: EmbeddingDotBias,
+    train: Batches,
+    schedule: RoundSchedule,
+    privacy: PrivacySettings,
+    context: Context,
+    noise: NoiseSource,
+) -> tuple[float, dict[str, float]]:
+    """The round's local epochs with Opacus DP-SGD, the device's accountant continued from earlier
+    rounds; the last epoch's training MSE and the device's ε, δ and noise multiplier so far."""
+    model.train()
+    opt = make_optimizer(model, schedule.train)
+    delta = privacy.delta_for(len(train))
+    rate = dpsgd.sample_rate(len(train), schedule.train.batch_size)
+    dp, accountant, batch = privacy.dpsgd, privacy.accountant, schedule.train.batch_size
+    multiplier = dpsgd.device_noise(
+        context.state, dp.noise_multiplier, privacy.target_epsilon, delta, rate, schedule.total_steps, accountant
+    )
+    history = dpsgd.load_history(context.state)
+    private = dpsgd.make_private(
+        model, opt, len(train), batch, multiplier, dp.max_grad_norm, history, accountant, noise
+    )
+    sched = schedule.scheduler(private.optimizer)
+    mse = 0.0
+    with dpsgd.quiet():
+        for _ in range(schedule.epochs):
+            mse = train_epoch(private.model, private.batches(train, 1), private.optimizer, sched)
+    private.release()
+    dpsgd.save_history(context.state, private.history())
+    return mse, {DPSGD_EPSILON: private.epsilon(delta), DPSGD_DELTA: delta, DPSGD_NOISE: private.noise_multiplier}
+
+
 def local_round(
     cfg: dict,
     context: Context,
@@ -230,10 +308,9 @@ def local_round(
     """One round on the device: (evaluate the received model first, if asked), train, keep own state.
 
     ``config`` carries ``server-round``, the cluster centres and ``evaluate-first``. The local
-    training is plain (the fastai-style trainer) or, with ``privacy.dpsgd.enabled``, Opacus
-    DP-SGD with the device's accountant continued from earlier rounds. ``data`` replaces the
-    device's own rows and ``noise`` its DP-SGD noise source (the privacy audit's canaries and its
-    deliberately broken mechanism).
+    training is plain (:func:`train_plain`) or, with ``privacy.dpsgd.enabled``, Opacus DP-SGD
+    (:func:`train_dpsgd`). ``data`` replaces the device's own rows and ``noise`` its DP-SGD noise
+    source (the privacy audit's canaries and its deliberately broken mechanism).
     """
     t_start = time.perf_counter()
     torch.set_num_threads(1)
@@ -247,54 +324,17 @@ def local_round(
         metrics[VAL_SSE] = evaluate_mse(model, val) * len(val)
         metrics[VAL_N] = float(len(val))
     train = split_batches(rows, "train")
-    tcfg = TrainConfig(**cfg["training"])
-    fed = cfg["federation"]
-    rnd, n_rounds, epochs = int(config["server-round"]), int(fed["num_rounds"]), int(fed.get("local_epochs", 1))
-    spe = steps_per_epoch(len(train), tcfg.batch_size)
-    opt = make_optimizer(model, tcfg)
-    gen = torch.Generator().manual_seed(int(cfg["seed"]) * 7919 + data.user * 131 + rnd)
+    rnd = int(config["server-round"])
+    schedule = RoundSchedule.of(cfg, rnd, len(train))
     privacy = PrivacySettings.from_cfg(cfg)
-    private = None
-    if privacy.dpsgd.enabled and len(train):
-        model.train()
-        delta = privacy.delta_for(len(train))
-        rate = dpsgd.sample_rate(len(train), tcfg.batch_size)
-        multiplier = dpsgd.device_noise(
-            context.state,
-            privacy.dpsgd.noise_multiplier,
-            privacy.target_epsilon,
-            delta,
-            rate,
-            n_rounds * epochs * spe,
-            privacy.accountant,
-        )
-        private = dpsgd.make_private(
-            model,
-            opt,
-            len(train),
-            tcfg.batch_size,
-            multiplier,
-            privacy.dpsgd.max_grad_norm,
-            dpsgd.load_history(context.state),
-            privacy.accountant,
-            noise if noise is not None else privacy.noise(f"dpsgd/user-{data.user}/round-{rnd}"),
-        )
-        opt = private.optimizer
-    sched = make_scheduler(opt, tcfg, total_steps=n_rounds * epochs * spe, start_step=(rnd - 1) * epochs * spe)
     t_fit = time.perf_counter()
-    train_mse = 0.0
-    with dpsgd.quiet() if private else nullcontext():
-        for _ in range(epochs if len(train) else 0):
-            batches = private.batches(train, 1) if private else shuffled_batches(train, tcfg.batch_size, gen)
-            train_mse = train_epoch(private.model if private else model, batches, opt, sched)
+    if privacy.dpsgd.enabled and len(train):
+        noise = noise if noise is not None else privacy.noise(f"dpsgd/user-{data.user}/round-{rnd}")
+        metrics[TRAIN_MSE], dp_metrics = train_dpsgd(model, train, schedule, privacy, context, noise)
+    else:
+        metrics[TRAIN_MSE], dp_metrics = train_plain(model, train, schedule, local_seed(cfg, data.user, rnd)), {}
     metrics[FIT_SECONDS] = time.perf_counter() - t_fit
-    metrics["train_mse"] = train_mse
-    if private is not None:
-        private.release()
-        dpsgd.save_history(context.state, private.history())
-        metrics[DPSGD_EPSILON] = private.epsilon(delta)
-        metrics[DPSGD_DELTA] = delta
-        metrics[DPSGD_NOISE] = private.noise_multiplier
+    metrics.update(dp_metrics)
     state = model.state_dict()
     context.state[LOCAL_STATE_KEY] = ArrayRecord({k: state[k] for k in LOCAL_KEYS})
     persist_user_state(cfg, context, config)
@@ -373,7 +413,7 @@ def personalise_on_device(
     before = evaluate_mse(model, val) if len(val) else float("nan")
     keys = LOCAL_KEYS + (GLOBAL_KEYS if p.get("items", False) else ())
     opt = torch.optim.Adam(train_only(model, lambda name: name in keys), lr=float(p["lr"]))
-    gen = torch.Generator().manual_seed(int(cfg["seed"]) * 6_007 + data.user)
+    gen = torch.Generator().manual_seed(derived_seed(int(cfg["seed"]), data.user, seed_base=6_007))
     batch_size = int(cfg["training"]["batch_size"])
     for _ in range(int(p["epochs"]) if len(train) else 0):
         train_epoch(model, shuffled_batches(train, batch_size, gen), opt, None)
@@ -387,9 +427,9 @@ def personalise_on_device(
         if store is not None:
             store.put_arrays(PERSONAL_ITEMS_KEY, **{k: state[k].numpy() for k in GLOBAL_KEYS})
     return {
-        "user": float(data.user),
-        "val_mse_before": before,
-        "val_mse_after": after,
-        "val_rows": float(len(val)),
-        "train_rows": float(len(train)),
+        USER: float(data.user),
+        VAL_MSE_BEFORE: before,
+        VAL_MSE_AFTER: after,
+        VAL_ROWS: float(len(val)),
+        TRAIN_ROWS: float(len(train)),
     }

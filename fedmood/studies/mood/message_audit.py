@@ -27,8 +27,14 @@ from fedmood.keys import (
     DPSGD_NOISE,
     FIT_SECONDS,
     NUM_EXAMPLES,
+    TRAIN_MSE,
     TRAIN_ROWS,
+    USER,
+    VAL_MSE,
+    VAL_MSE_AFTER,
+    VAL_MSE_BEFORE,
     VAL_N,
+    VAL_ROWS,
     VAL_SSE,
 )
 from fedmood.privacy.settings import PrivacySettings
@@ -37,10 +43,10 @@ from fedmood.studies.mood.model import GLOBAL_KEYS
 
 #: Names of the aggregate metrics a client may report.
 AGGREGATE_METRICS = {
-    "train_mse",
+    TRAIN_MSE,
     VAL_SSE,
     VAL_N,
-    "val_mse",
+    VAL_MSE,
     NUM_EXAMPLES,
     CLIENT_SECONDS,
     FIT_SECONDS,
@@ -55,11 +61,10 @@ AGGREGATE_METRICS = {
     "message",
     # personalisation's report: the device's index (its node is known to the server anyway), its
     # validation MSE before/after fine-tuning, its row counts
-    "user",
-    "val_mse_before",
-    "val_mse_after",
-    "val_rows",
-    "train_rows",
+    USER,
+    VAL_MSE_BEFORE,
+    VAL_MSE_AFTER,
+    VAL_ROWS,
 }
 #: Keys of the SecAgg+ protocol records (public keys, encrypted shares, masked vectors, shares).
 SECAGG_KEYS = {"pk1", "pk2", "dsts", "ctxts", "masked_params", "nids", "shares"}

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fedmood.federated.device_report import merge_reports, read_reports
+from fedmood.keys import column
 from fedmood.privacy.central import PrivacyLedger
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.results import ResultsWriter
@@ -105,7 +106,7 @@ def federated_summary_row(run: FederatedRun) -> dict:
 
 def personalisation_table(run: FederatedRun) -> pd.DataFrame:
     """Per device: validation MSE of the federated model and of the device's personalised one."""
-    table = pd.DataFrame(run.personalisation)
+    table = pd.DataFrame(run.personalisation).rename(columns=column)
     if len(table):
         table["user"] = table["user"].astype(int)
         table["val_mse_change"] = table["val_mse_after"] - table["val_mse_before"]

@@ -42,7 +42,7 @@ from fedmood.federated.checkpoint import (
     save_checkpoint,
 )
 from fedmood.federated.grid import query_all, wait_for_nodes
-from fedmood.keys import CLIENT_SECONDS, FIT_SECONDS, RUN_KEY, VAL_N, VAL_SSE
+from fedmood.keys import CLIENT_SECONDS, FIT_SECONDS, RUN_KEY, TRAIN_MSE, VAL_N, VAL_SSE
 from fedmood.privacy.central import PrivacyLedger
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.studies.mood.clustering import initial_centres, modes_from_counts
@@ -87,15 +87,13 @@ def plain_collect(grid: Grid, node_ids: list[int], timeout: float, min_replies: 
     return collect
 
 
-def secure_collect(
-    rounds: SecureRounds, settings, n_nodes: int, min_replies: int | None, timeout: float
-) -> Collect:
+def secure_collect(rounds: SecureRounds, settings, n_nodes: int, min_replies: int | None, timeout: float) -> Collect:
     """Clustering statistics as SecAgg+ secure sums: the server learns only the totals.
 
     Every node takes part when strict (``min_replies`` None); else whoever is connected, at least
     ``min_replies``.
     """
-    tags = iter(range(-1, -10**6, -1))  # SecAgg+ round numbers of the clustering rounds
+    tags = iter(range(-1, -(10**6), -1))  # SecAgg+ round numbers of the clustering rounds
     minimum = n_nodes if min_replies is None else min_replies
 
     def collect(config: dict) -> dict[str, np.ndarray]:
@@ -175,8 +173,8 @@ class RoundLog:
         val = metrics.get(VAL_SSE, float("nan")) / max(metrics.get(VAL_N, 0.0), 1.0)
         eps = f" eps={self.epsilon[rnd]:.3f}" if np.isfinite(self.epsilon[rnd]) else ""
         shown = ""  # under a privacy mechanism the server has no metrics (they are in the devices' reports)
-        if "train_mse" in metrics:
-            shown = f" train_mse={metrics['train_mse']:.4f}"
+        if TRAIN_MSE in metrics:
+            shown = f" train_mse={metrics[TRAIN_MSE]:.4f}"
             shown += f" val_mse(round {rnd - 1})={val:.4f}" if rnd > 1 else ""
         print(f"[federated] round {rnd}/{self.num_rounds} clients={n_results}{shown}{eps}", flush=True)
         if self.on_round is not None and self.arrays is not None:
@@ -190,7 +188,7 @@ class RoundLog:
             out.append(
                 {
                     "round": rnd,
-                    "train_mse": float(m.get("train_mse", np.nan)),
+                    "train_mse": float(m.get(TRAIN_MSE, np.nan)),
                     "val_mse": val.get(rnd, np.nan),
                     "seconds": self.seconds.get(rnd, np.nan),
                     "client_seconds": float(m.get(CLIENT_SECONDS, np.nan)),
@@ -400,6 +398,74 @@ def _activity_items(
     return federated_clustering(collect, n_items, int(data["cluster_max_iter"]), int(cfg["seed"]))
 
 
+def _start(
+    grid: Grid, cfg: dict, ledger: PrivacyLedger, ckpt: ServerCheckpoint | None, node_ids, n_users, n_items, rounds
+) -> tuple[FederatedRun, dict]:
+    """The run's activity items (from the checkpoint, or found now) and the config every round sends."""
+    run, train_config = FederatedRun(), {}
+    if ckpt is not None:
+        run.centres, run.cluster_iterations, run.resumed_from = ckpt.centres, ckpt.cluster_iterations, ckpt.round
+        print(f"[federated] resuming after round {ckpt.round} from {cfg['federation']['checkpoint']}", flush=True)
+    elif cfg["data"]["source"] != "ratings":
+        t0 = time.perf_counter()
+        run.centres, run.cluster_iterations = _activity_items(
+            grid, cfg, ledger.settings, node_ids, n_users, n_items, rounds
+        )
+        run.cluster_seconds = time.perf_counter() - t0
+    if run.centres is not None:
+        train_config = centres_config(run.centres)
+    train_config[RUN_KEY] = ckpt.run_key if ckpt is not None else new_run_key()
+    return run, train_config
+
+
+def _round_log(cfg: dict, ledger: PrivacyLedger, run: FederatedRun, run_key: str, checkpointing: bool) -> RoundLog:
+    """The rounds' log; with ``checkpointing`` it saves a checkpoint after every round but the last."""
+    fed = cfg["federation"]
+    log_ = RoundLog(int(fed["num_rounds"]), ledger)
+    if checkpointing:
+        fingerprint = config_fingerprint(cfg)
+
+        def write_checkpoint(rnd: int, arrays: ArrayRecord) -> None:
+            if rnd >= log_.num_rounds:  # a run killed after its last round re-runs that round
+                return
+            state = {k: v.numpy() for k, v in arrays.items()}
+            extra = {"centres": run.centres, "cluster_iterations": run.cluster_iterations, "history": log_.state()}
+            save_checkpoint(fed["checkpoint"], ServerCheckpoint.capture(rnd, run_key, fingerprint, state, **extra))
+
+        log_.on_round = write_checkpoint
+    return log_
+
+
+def _after_training(
+    grid: Grid,
+    cfg: dict,
+    run: FederatedRun,
+    arrays: ArrayRecord,
+    node_ids: list[int],
+    n_users: int,
+    after: dict,
+    needed: int | None,
+) -> None:
+    """The queries on the final model: its evaluation on the devices (under a privacy mechanism, into
+    their own reports), personalisation, the demo users' suggestions."""
+    timeout = float(cfg["federation"]["round_timeout"])
+    if needed is not None:  # nodes may have failed or come back during training
+        node_ids = sorted(grid.get_node_ids())
+    if PrivacySettings.from_cfg(cfg).protected:
+        query_all(grid, node_ids, ConfigRecord({"stage": "evaluate", **after}), timeout, arrays, needed)
+    if (cfg.get("personalise") or {}).get("enabled", False):
+        query = ConfigRecord({"stage": "personalise", **after})
+        replies = query_all(grid, node_ids, query, timeout, arrays=arrays, min_replies=needed)
+        reports = (dict(r["personalisation"]) for r in replies if "personalisation" in r)
+        run.personalisation = sorted(reports, key=lambda r: r["user"])
+    demo_users = list(range(min(int(cfg["suggest_users"]), n_users)))
+    if demo_users:
+        query = ConfigRecord({"stage": "suggest", "users": demo_users, "n": int(cfg["n_suggestions"]), **after})
+        for reply in query_all(grid, node_ids, query, timeout, arrays=arrays, min_replies=needed):
+            if "suggestions" in reply:
+                run.suggestions.append(dict(reply["suggestions"]))
+
+
 def _run(
     grid: Grid,
     cfg: dict,
@@ -412,32 +478,9 @@ def _run(
 ) -> FederatedRun:
     """Clustering, training, then the after-training queries; ``rounds`` drives SecAgg+ when it is on."""
     fed, privacy = cfg["federation"], ledger.settings
-    timeout, num_rounds = float(fed["round_timeout"]), int(fed["num_rounds"])
-    needed = replies_needed(cfg, ledger.per_round)
-    run = FederatedRun()
-    train_config: dict = {}
-    if ckpt is not None:
-        run.centres, run.cluster_iterations, run.resumed_from = ckpt.centres, ckpt.cluster_iterations, ckpt.round
-        print(f"[federated] resuming after round {ckpt.round} from {fed['checkpoint']}", flush=True)
-    elif cfg["data"]["source"] != "ratings":
-        t0 = time.perf_counter()
-        run.centres, run.cluster_iterations = _activity_items(grid, cfg, privacy, node_ids, n_users, n_items, rounds)
-        run.cluster_seconds = time.perf_counter() - t0
-    if run.centres is not None:
-        train_config = centres_config(run.centres)
-    run_key = ckpt.run_key if ckpt is not None else new_run_key()
-    train_config[RUN_KEY] = run_key
-    fingerprint = config_fingerprint(cfg)
-
-    def write_checkpoint(rnd: int, arrays: ArrayRecord) -> None:
-        if rnd >= num_rounds:  # a run killed after its last round re-runs that round
-            return
-        state = {k: v.numpy() for k, v in arrays.items()}
-        extra = {"centres": run.centres, "cluster_iterations": run.cluster_iterations, "history": log_.state()}
-        save_checkpoint(fed["checkpoint"], ServerCheckpoint.capture(rnd, run_key, fingerprint, state, **extra))
-
+    run, train_config = _start(grid, cfg, ledger, ckpt, node_ids, n_users, n_items, rounds)
     checkpointing = bool(fed.get("checkpoint")) and rounds is None
-    log_ = RoundLog(num_rounds, ledger, on_round=write_checkpoint if checkpointing else None)
+    log_ = _round_log(cfg, ledger, run, train_config[RUN_KEY], checkpointing)
     if ckpt is not None:
         log_.restore(ckpt.history, ckpt.round)
         ckpt.restore_generators()
@@ -458,22 +501,8 @@ def _run(
             flush=True,
         )
     run.item_state = {k: v.numpy() for k, v in arrays.items()}
-    after = {**train_config, "server-round": num_rounds + 1}  # device state: the one after the last round
-    if needed is not None:  # nodes may have failed or come back during training
-        node_ids = sorted(grid.get_node_ids())
-    if privacy.protected:  # the final model's evaluation: into each device's own report
-        query_all(grid, node_ids, ConfigRecord({"stage": "evaluate", **after}), timeout, arrays, needed)
-    if (cfg.get("personalise") or {}).get("enabled", False):
-        query = ConfigRecord({"stage": "personalise", **after})
-        replies = query_all(grid, node_ids, query, timeout, arrays=arrays, min_replies=needed)
-        reports = (dict(r["personalisation"]) for r in replies if "personalisation" in r)
-        run.personalisation = sorted(reports, key=lambda r: r["user"])
-    demo_users = list(range(min(int(cfg["suggest_users"]), n_users)))
-    if demo_users:
-        query = ConfigRecord({"stage": "suggest", "users": demo_users, "n": int(cfg["n_suggestions"]), **after})
-        for reply in query_all(grid, node_ids, query, timeout, arrays=arrays, min_replies=needed):
-            if "suggestions" in reply:
-                run.suggestions.append(dict(reply["suggestions"]))
+    after = {**train_config, "server-round": int(fed["num_rounds"]) + 1}  # device state after the last round
+    _after_training(grid, cfg, run, arrays, node_ids, n_users, after, replies_needed(cfg, ledger.per_round))
     return run
 
 

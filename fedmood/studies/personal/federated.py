@@ -21,13 +21,14 @@ from flwr.serverapp.strategy import FedAvg
 from fedmood.federated.grid import query_all
 from fedmood.federated.study import NODE_TIMEOUT, run_fedavg_study
 from fedmood.keys import NUM_EXAMPLES
+from fedmood.seeding import derived_seed
 from fedmood.studies.personal.model import FeatureMLP
 from fedmood.studies.personal.train import FitConfig, fit
 
 
 def client_seed(seed: int, server_round: int, client: int) -> int:
     """The seed of one client's local training in one round (the centralised check recomputes it)."""
-    return seed * 1_000_003 + server_round * 1_009 + client
+    return derived_seed(seed, server_round, client)
 
 
 def feature_statistics(x: np.ndarray) -> dict[str, np.ndarray]:

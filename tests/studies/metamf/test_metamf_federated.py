@@ -13,8 +13,9 @@ import torch
 
 from fedmood.studies.metamf import protocol as fed
 from fedmood.studies.metamf.model import MetaMF
+from fedmood.studies.metamf.optim import CombinedOptimizer, clip_factor
 from fedmood.studies.metamf.train import MetaTrainConfig, lazy_l2
-from fedmood.training import Batches, CombinedOptimizer, clip_factor, train_epoch
+from fedmood.training import Batches, train_epoch
 
 
 def test_one_federated_round_equals_one_centralised_step():

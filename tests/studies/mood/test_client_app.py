@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
-from fedmood.keys import LOCAL_STATE_KEY, PERSONAL_ITEMS_KEY
+from fedmood.keys import LOCAL_STATE_KEY, PERSONAL_ITEMS_KEY, VAL_MSE_AFTER, VAL_MSE_BEFORE, VAL_ROWS
 from fedmood.studies.mood.client_app import build_client_app
 from fedmood.studies.mood.data.local import load_local_data
 from fedmood.studies.mood.device import centres_config
@@ -58,7 +58,7 @@ def test_evaluate_matches_deferred_evaluation(small_cfg, app_and_centres):
     )
     r2 = app(_train_msg(small_cfg, centres, 2, r1.content["arrays"], evaluate_first=True), ctx)
     m2 = r2.content["metrics"]
-    assert np.isclose(ev.content["metrics"]["val_mse"], m2["val-sse"] / m2["val-n"])
+    assert np.isclose(ev.content["metrics"]["val-mse"], m2["val-sse"] / m2["val-n"])
 
 
 def test_clustering_query_sends_only_aggregates(small_cfg, app_and_centres):
@@ -95,7 +95,7 @@ def test_personalisation_fine_tunes_on_the_device_and_reports_only_errors(small_
     assert not reply.has_error()
     assert set(reply.content.array_records) == set()  # nothing but the errors leaves the device
     result = reply.content["personalisation"]
-    assert result["val_rows"] > 0 and result["val_mse_before"] > 0 and result["val_mse_after"] > 0
+    assert result[VAL_ROWS] > 0 and result[VAL_MSE_BEFORE] > 0 and result[VAL_MSE_AFTER] > 0
     # the personalised user parameters replaced the old ones on the device
     new = ctx.state[LOCAL_STATE_KEY].to_torch_state_dict()
     assert not np.allclose(kept["user_factors.weight"].numpy(), new["user_factors.weight"].numpy())

@@ -1,17 +1,23 @@
 import numpy as np
+import pytest
+from flwr.app import Error, Message
+from flwr.supercore.task_identity import TaskIdentity
 
+from fedmood.studies.mood.client_app import build_client_app
 from fedmood.studies.mood.clustering import (
     agreement,
     assign,
-    centres_from_clients,
     cluster_counts,
-    federated_kmodes,
     initial_centres,
-    kmodes_centralised,
     matching_dissimilarity,
     modes_from_counts,
     slot_histograms,
 )
+from fedmood.studies.mood.data.local import load_local_data
+from fedmood.studies.mood.experiment import centralised_clustering
+from fedmood.studies.mood.server_app import federated_clustering, plain_collect
+from strategies.strict import ClientRoundError
+from tests.conftest import make_context
 
 
 def test_distance_is_one_minus_fraction_of_matching_slots():
@@ -57,10 +63,42 @@ def _clients(seed=0):
     return out
 
 
-def test_federated_kmodes_matches_centralised_kmodes():
-    clients = _clients()
-    centres, iters = federated_kmodes(clients, k=4, n_values=6)
-    x = np.concatenate(clients)
-    labels_c, _ = kmodes_centralised(x, centres_from_clients(clients, 4, 6, seed=0))
-    assert iters >= 1
-    assert agreement(labels_c, assign(x, centres)) > 0.95
+class InProcessGrid:
+    """A grid that hands each message to the mood ClientApp in this process (one Context per node)."""
+
+    def __init__(self, app, n_nodes: int) -> None:
+        self.app, self.contexts = app, {node: make_context(node - 1, n_nodes) for node in range(1, n_nodes + 1)}
+        self.sent: list[str] = []
+
+    def get_node_ids(self) -> list[int]:
+        return list(self.contexts)
+
+    def send_and_receive(self, messages, timeout=None):
+        self.sent += [m.content["config"]["stage"] for m in messages]
+        return [self._reply(m) for m in messages]
+
+    def _reply(self, message):
+        try:
+            return self.app(message, self.contexts[message.metadata.dst_node_id])
+        except Exception as e:  # as Flower's runtime does: the node replies with an error
+            return Message(Error(code=0, reason=str(e)), reply_to=message)
+
+
+def test_the_servers_clustering_loop_over_the_client_apps_matches_centralised_kmodes(small_cfg, monkeypatch):
+    """The ServerApp's own k-modes loop, asking the devices' real ClientApp for its statistics."""
+    for key, value in (("_task_id", 1), ("_run_id", 1), ("_node_id", 1)):  # as Flower's ServerApp runtime sets them
+        monkeypatch.setattr(TaskIdentity, key, value)
+    n_users, data = 6, small_cfg["data"]
+    k, max_iter, seed = int(data["n_clusters"]), int(data["cluster_max_iter"]), int(small_cfg["seed"])
+    grid = InProcessGrid(build_client_app(lambda _ctx: small_cfg), n_users)
+    centres, iters = federated_clustering(plain_collect(grid, grid.get_node_ids(), 30.0, None), k, max_iter, seed)
+    assert grid.sent[:n_users] == ["histograms"] * n_users and set(grid.sent[n_users:]) == {"counts"}
+    assert len(grid.sent) == n_users * (1 + iters)
+    devices = [load_local_data(data, user, seed) for user in range(n_users)]
+    labels, _ = centralised_clustering(devices, k, max_iter, seed)
+    x = np.concatenate([d.fragments for d in devices])
+    assert agreement(labels, assign(x, centres)) > 0.95
+    # a client that fails fails the clustering
+    grid.app = lambda m, ctx: (_ for _ in ()).throw(RuntimeError("device down"))
+    with pytest.raises(ClientRoundError, match="6 of 6 clients failed; node 1: device down"):
+        federated_clustering(plain_collect(grid, grid.get_node_ids(), 30.0, None), k, max_iter, seed)
