@@ -21,7 +21,7 @@ import torch
 from fedmood.studies.metamf.data import load_metamf_dataset
 from fedmood.studies.metamf.model import MetaMF
 from fedmood.studies.metamf.train import MetaTrainConfig, fit
-from fedmood.training import resolve_device
+from fedmood.training import torch_device
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "metamf"
 
@@ -38,7 +38,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = load_metamf_dataset(args.data_path, args.dataset)
     torch.manual_seed(0)
-    device = resolve_device(args.device)
+    device = torch_device(args.device)
     model = MetaMF(data.n_users, data.n_items).to(device)
     res = fit(model, data.train, data.valid, MetaTrainConfig(max_epochs=1), progress=True)
     epoch = res.history[0]

@@ -1,7 +1,8 @@
-"""The one training loop, used by the centralised baseline and by every federated client.
+"""The one training loop, used by every study, centralised and on every federated client.
 
-fastai-style: AdamW with decoupled weight decay (betas 0.9/0.99, eps 1e-5), a cosine one-cycle
-schedule (torch's ``OneCycleLR``) with momentum cycling, MSE loss, shuffled mini-batches.
+Batches of rows as tensors, shuffled mini-batches, :func:`train_epoch` (one optimiser step per
+batch, any loss; MSE of the ratings by default), progress, model selection (:class:`BestEpoch`),
+evaluation. Each study's recipe (optimiser, schedule, loss) is in its own ``train.py``.
 """
 
 from __future__ import annotations
@@ -15,19 +16,6 @@ from typing import Protocol
 import numpy as np
 import torch
 from torch import nn
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimiser and schedule settings (Hydra ``training`` group)."""
-
-    epochs: int = 50
-    batch_size: int = 64
-    lr_max: float = 5e-3
-    weight_decay: float = 0.1
-    pct_start: float = 0.25
-    div_factor: float = 25.0
-    final_div_factor: float = 1e5
 
 
 @dataclass
@@ -116,7 +104,7 @@ class BestEpoch:
             model.load_state_dict(self.state)
 
 
-def resolve_device(name: str) -> torch.device:
+def torch_device(name: str) -> torch.device:
     """``auto`` (a CUDA GPU when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -129,43 +117,6 @@ def resolve_device(name: str) -> torch.device:
 def steps_per_epoch(n_rows: int, batch_size: int) -> int:
     """Number of optimiser steps in one epoch over ``n_rows`` rows."""
     return max(1, -(-n_rows // batch_size))
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """fastai's Adam with decoupled weight decay."""
-    return torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr_max / cfg.div_factor, betas=(0.9, 0.99), eps=1e-5, weight_decay=cfg.weight_decay
-    )
-
-
-def make_scheduler(
-    opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, start_step: int = 0
-) -> torch.optim.lr_scheduler.OneCycleLR:
-    """One-cycle schedule over ``total_steps``, positioned at ``start_step``.
-
-    A federated client runs one slice of the whole-run schedule each round; ``OneCycleLR`` computes
-    the rate from its step counter alone, so it is positioned by setting that counter. Very short
-    runs (fewer than ~2/pct_start steps, where ``OneCycleLR`` has an empty warm-up phase) get a
-    cycle of that minimum length and stop before its end.
-    """
-    total_steps = max(total_steps, math.ceil(2 / cfg.pct_start) + 2)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt,
-        max_lr=cfg.lr_max,
-        total_steps=total_steps,
-        pct_start=cfg.pct_start,
-        anneal_strategy="cos",
-        div_factor=cfg.div_factor,
-        final_div_factor=cfg.final_div_factor,
-        cycle_momentum=True,
-        base_momentum=0.85,
-        max_momentum=0.95,
-    )
-    if start_step > 0:
-        sched.last_epoch = start_step - 1
-        sched._step_count = 2  # mark as stepped before, so step() does not warn about ordering
-        sched.step()
-    return sched
 
 
 def shuffled_batches(

@@ -3,7 +3,7 @@
 A DP guarantee assumes the adversary does not know the noise. Everything else in fedmood is
 seeded from the config for reproducibility, and the config sits in every results folder: noise
 drawn from a seeded generator can be regenerated and subtracted by anyone who reads it
-(:mod:`fedmood.threat_study.attacks.replay` does exactly that). So every noise draw of every mechanism
+(:func:`fedmood.threat_study.attacks.attribute.replay_scores` does exactly that). So every noise draw of every mechanism
 (Flower's central-DP wrappers, the distributed shares, Opacus's DP-SGD on the devices, the
 Poisson sampling of DP-SGD batches, the sampling of clients in a DP round) goes through a
 :class:`NoiseSource`:

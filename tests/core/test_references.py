@@ -27,14 +27,24 @@ def _is_module(parts: list[str]) -> bool:
     return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
+def _defines(parts: list[str], name: str) -> bool:
+    """Whether the module ``parts`` defines ``name`` at its top level (a def, class or assignment)."""
+    path = PROJECT_ROOT.joinpath(*parts)
+    source = (path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py").read_text()
+    pattern = rf"^(?:async def |def |class ){re.escape(name)}\b|^{re.escape(name)}\s*[:=]|^[\w, ]*\b{re.escape(name)}\b[\w, ]*="
+    return re.search(pattern, source, re.MULTILINE) is not None or f"import {name}" in source
+
+
 def dangling_references(text: str) -> list[str]:
-    """The dotted module names and repository paths in ``text`` that point at nothing."""
+    """The dotted module names (and the attribute after one) and repository paths in ``text`` that
+    point at nothing."""
     bad = []
     for match in DOTTED.finditer(text):
         parts = match.group(1).split(".")
-        # the longest prefix that is a module; what follows it may be attributes (one level below a package)
-        known = [i for i in range(len(parts), 0, -1) if _is_module(parts[:i])]
+        known = [i for i in range(len(parts), 0, -1) if _is_module(parts[:i])]  # the longest module prefix
         if not known or known[0] == 1:
+            bad.append(match.group(1))
+        elif known[0] < len(parts) and not _defines(parts[: known[0]], parts[known[0]]):
             bad.append(match.group(1))
     bad += [m.group(1) for m in PATH.finditer(text) if not (PROJECT_ROOT / m.group(1)).exists()]
     return bad
@@ -50,3 +60,5 @@ def test_the_check_sees_a_moved_module():
     gone_module, gone_file = "fedmood." + "pipeline.run_comparison", "fedmood/" + "federated/server_app.py"
     assert dangling_references(f"see {gone_module} and {gone_file}") == [gone_module, gone_file]
     assert dangling_references("fedmood.studies.mood.run.app, fedmood/federated/grid.py, `fedmood/`") == []
+    moved = "fedmood.training." + "TrainConfig"
+    assert dangling_references(f"{moved} and fedmood.studies.mood.train.TrainConfig") == [moved]

@@ -24,7 +24,7 @@ from fedmood.results import ResultsWriter
 from fedmood.studies.metamf.data import RatingSplits, load_metamf_dataset, load_ratings_file, reveal, user_groups
 from fedmood.studies.metamf.model import MetaMF
 from fedmood.studies.metamf.train import MetaTrainConfig, best_checkpoint_path, fit, per_user_errors
-from fedmood.training import resolve_device
+from fedmood.training import torch_device
 
 
 def load_data(cfg: dict) -> RatingSplits:
@@ -133,7 +133,7 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     """Train the configured model at the configured β and write the run's results folder."""
     check_config(cfg)
     torch.set_num_threads(int(cfg.get("threads", 2)))
-    device = resolve_device(str(cfg.get("device", "auto")))
+    device = torch_device(str(cfg.get("device", "auto")))
     data = load_data(cfg)  # validated before anything is written
     beta, seed = float(cfg["beta"]), int(cfg["seed"])
     writer = ResultsWriter(out_dir)

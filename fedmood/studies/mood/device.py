@@ -21,9 +21,6 @@ from fedmood.data.store import EncryptedStore
 from fedmood.federated.device_report import add_to_report
 from fedmood.keys import (
     CLIENT_SECONDS,
-    DPSGD_DELTA,
-    DPSGD_EPSILON,
-    DPSGD_NOISE,
     FIT_SECONDS,
     LOCAL_STATE_KEY,
     PERSONAL_ITEMS_KEY,
@@ -53,17 +50,8 @@ from fedmood.studies.mood.data.fragments import N_CODES
 from fedmood.studies.mood.data.local import LocalData, load_local_data
 from fedmood.studies.mood.model import GLOBAL_KEYS, LOCAL_KEYS, EmbeddingDotBias
 from fedmood.studies.mood.suggest import top_items
-from fedmood.training import (
-    Batches,
-    TrainConfig,
-    evaluate_mse,
-    make_optimizer,
-    make_scheduler,
-    shuffled_batches,
-    steps_per_epoch,
-    train_epoch,
-    train_only,
-)
+from fedmood.studies.mood.train import RoundSchedule, local_seed, train_dpsgd, train_plain
+from fedmood.training import Batches, evaluate_mse, shuffled_batches, train_epoch, train_only
 
 _HISTORY = "dpsgd-history"  # prefix of the DP-SGD accountant history arrays in a stored user state
 
@@ -222,79 +210,6 @@ class LocalUpdate:
     weight: float
     metrics: dict[str, float] = field(default_factory=dict)
     to_server: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class RoundSchedule:
-    """Where one round's local epochs sit in the run's one-cycle schedule (rounds x local epochs)."""
-
-    train: TrainConfig
-    server_round: int
-    epochs: int  # local epochs this round
-    steps_per_epoch: int
-    total_steps: int  # over the whole run
-
-    @classmethod
-    def of(cls, cfg: dict, server_round: int, n_train: int) -> RoundSchedule:
-        """The schedule of round ``server_round`` for a device with ``n_train`` training rows."""
-        tcfg = TrainConfig(**cfg["training"])
-        fed = cfg["federation"]
-        epochs = int(fed.get("local_epochs", 1))
-        spe = steps_per_epoch(n_train, tcfg.batch_size)
-        return cls(tcfg, server_round, epochs, spe, int(fed["num_rounds"]) * epochs * spe)
-
-    def scheduler(self, opt):
-        """The learning-rate scheduler, started where the earlier rounds left it."""
-        start = (self.server_round - 1) * self.epochs * self.steps_per_epoch
-        return make_scheduler(opt, self.train, total_steps=self.total_steps, start_step=start)
-
-
-def local_seed(cfg: dict, user: int, server_round: int) -> int:
-    """The seed of a user's local shuffling in one round."""
-    return derived_seed(int(cfg["seed"]), user, server_round, seed_base=7919, part_base=131)
-
-
-def train_plain(model: EmbeddingDotBias, train: Batches, schedule: RoundSchedule, seed: int) -> float:
-    """The round's local epochs with the fastai-style trainer; the last epoch's training MSE."""
-    opt = make_optimizer(model, schedule.train)
-    sched = schedule.scheduler(opt)
-    gen = torch.Generator().manual_seed(seed)
-    mse = 0.0
-    for _ in range(schedule.epochs if len(train) else 0):
-        mse = train_epoch(model, shuffled_batches(train, schedule.train.batch_size, gen), opt, sched)
-    return mse
-
-
-def train_dpsgd(
-    model: EmbeddingDotBias,
-    train: Batches,
-    schedule: RoundSchedule,
-    privacy: PrivacySettings,
-    context: Context,
-    noise: NoiseSource,
-) -> tuple[float, dict[str, float]]:
-    """The round's local epochs with Opacus DP-SGD, the device's accountant continued from earlier
-    rounds; the last epoch's training MSE and the device's ε, δ and noise multiplier so far."""
-    model.train()
-    opt = make_optimizer(model, schedule.train)
-    delta = privacy.delta_for(len(train))
-    rate = dpsgd.sample_rate(len(train), schedule.train.batch_size)
-    dp, accountant, batch = privacy.dpsgd, privacy.accountant, schedule.train.batch_size
-    multiplier = dpsgd.device_noise(
-        context.state, dp.noise_multiplier, privacy.target_epsilon, delta, rate, schedule.total_steps, accountant
-    )
-    history = dpsgd.load_history(context.state)
-    private = dpsgd.make_private(
-        model, opt, len(train), batch, multiplier, dp.max_grad_norm, history, accountant, noise
-    )
-    sched = schedule.scheduler(private.optimizer)
-    mse = 0.0
-    with dpsgd.quiet():
-        for _ in range(schedule.epochs):
-            mse = train_epoch(private.model, private.batches(train, 1), private.optimizer, sched)
-    private.release()
-    dpsgd.save_history(context.state, private.history())
-    return mse, {DPSGD_EPSILON: private.epsilon(delta), DPSGD_DELTA: delta, DPSGD_NOISE: private.noise_multiplier}
 
 
 def local_round(

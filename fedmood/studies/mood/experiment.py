@@ -33,16 +33,8 @@ from fedmood.studies.mood.run import (
 )
 from fedmood.studies.mood.server_app import FederatedRun
 from fedmood.studies.mood.suggest import describe_centre, top_items
-from fedmood.training import (
-    Batches,
-    TrainConfig,
-    evaluate_mse,
-    make_optimizer,
-    make_scheduler,
-    shuffled_batches,
-    steps_per_epoch,
-    train_epoch,
-)
+from fedmood.studies.mood.train import TrainConfig, make_optimizer, make_scheduler
+from fedmood.training import Batches, evaluate_mse, shuffled_batches, steps_per_epoch, train_epoch
 
 
 @dataclass

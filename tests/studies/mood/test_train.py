@@ -1,16 +1,11 @@
+"""The mood recommender's fastai-style recipe: the one-cycle schedule, positioned mid-run; training."""
+
 import numpy as np
 import torch
 
 from fedmood.studies.mood.model import GLOBAL_KEYS, LOCAL_KEYS, EmbeddingDotBias
-from fedmood.training import (
-    Batches,
-    TrainConfig,
-    evaluate_mse,
-    make_optimizer,
-    make_scheduler,
-    shuffled_batches,
-    train_epoch,
-)
+from fedmood.studies.mood.train import TrainConfig, make_optimizer, make_scheduler
+from fedmood.training import Batches, evaluate_mse, shuffled_batches, train_epoch
 
 
 def test_scheduler_can_start_mid_cycle():
