@@ -31,7 +31,8 @@ def _defines(parts: list[str], name: str) -> bool:
     """Whether the module ``parts`` defines ``name`` at its top level (a def, class or assignment)."""
     path = PROJECT_ROOT.joinpath(*parts)
     source = (path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py").read_text()
-    pattern = rf"^(?:async def |def |class ){re.escape(name)}\b|^{re.escape(name)}\s*[:=]|^[\w, ]*\b{re.escape(name)}\b[\w, ]*="
+    n = re.escape(name)
+    pattern = rf"^(?:async def |def |class ){n}\b|^{n}\s*[:=]|^[\w, ]*\b{n}\b[\w, ]*="
     return re.search(pattern, source, re.MULTILINE) is not None or f"import {name}" in source
 
 
@@ -42,9 +43,7 @@ def dangling_references(text: str) -> list[str]:
     for match in DOTTED.finditer(text):
         parts = match.group(1).split(".")
         known = [i for i in range(len(parts), 0, -1) if _is_module(parts[:i])]  # the longest module prefix
-        if not known or known[0] == 1:
-            bad.append(match.group(1))
-        elif known[0] < len(parts) and not _defines(parts[: known[0]], parts[known[0]]):
+        if not known or known[0] == 1 or (known[0] < len(parts) and not _defines(parts[: known[0]], parts[known[0]])):
             bad.append(match.group(1))
     bad += [m.group(1) for m in PATH.finditer(text) if not (PROJECT_ROOT / m.group(1)).exists()]
     return bad

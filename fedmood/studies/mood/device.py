@@ -49,6 +49,7 @@ from fedmood.studies.mood.data.device_store import (
 from fedmood.studies.mood.data.fragments import N_CODES
 from fedmood.studies.mood.data.local import LocalData, load_local_data
 from fedmood.studies.mood.model import GLOBAL_KEYS, LOCAL_KEYS, EmbeddingDotBias
+from fedmood.studies.mood.settings import FederationSettings
 from fedmood.studies.mood.suggest import top_items
 from fedmood.studies.mood.train import RoundSchedule, local_seed, train_dpsgd, train_plain
 from fedmood.training import Batches, evaluate_mse, shuffled_batches, train_epoch, train_only
@@ -92,7 +93,7 @@ def device_store(cfg: dict, context: Context) -> EncryptedStore | None:
     node = context.node_config
     if "store" in node:
         return _open_store(str(node["store"]), str(node.get("store-key-file", "")))
-    root = cfg["federation"].get("stores")
+    root = FederationSettings.of(cfg).stores
     if root:
         store, key_file = node_store_paths(root, int(node["partition-id"]))
         return _open_store(str(store), str(key_file))

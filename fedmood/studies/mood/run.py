@@ -26,6 +26,7 @@ from fedmood.studies.mood.figures import mse_curves
 from fedmood.studies.mood.model import shared_size
 from fedmood.studies.mood.run_config import config_from_context
 from fedmood.studies.mood.server_app import FederatedRun, build_server_app
+from fedmood.studies.mood.settings import FederationSettings
 
 CENTRAL, FEDERATED = "centralised", "federated"
 
@@ -44,26 +45,26 @@ def run_federated_simulation(
     from fedmood.federated.simulation import simulate
     from fedmood.studies.mood.client_app import build_client_app
 
-    fed = cfg["federation"]
-    logging.getLogger("flwr").setLevel(fed["flower_log_level"])
+    fed = FederationSettings.of(cfg)
+    logging.getLogger("flwr").setLevel(fed.flower_log_level)
     privacy = PrivacySettings.from_cfg(cfg)
     n_users, n_items = data_shape(cfg["data"], int(cfg["seed"]))
     dim = shared_size(n_items, int(cfg["model"]["n_factors"]))
-    PrivacyLedger(privacy, n_users, fed.get("clients_per_round"), int(fed["num_rounds"]), fed, dim)  # refuses early
+    PrivacyLedger(privacy, n_users, fed.clients_per_round, fed.num_rounds, cfg["federation"], dim)  # refuses early
     protected = privacy.protected
     with tempfile.TemporaryDirectory(prefix="fedmood-reports-") as tmp:
         if protected:
             folder = Path(reports_dir) if reports_dir is not None else Path(tmp)
-            cfg = {**cfg, "federation": {**fed, "device_reports": str(folder)}}
+            cfg = {**cfg, "federation": {**cfg["federation"], "device_reports": str(folder)}}
         out: dict[str, FederatedRun] = {}
         server = build_server_app(lambda _ctx: cfg, lambda run, _cfg: out.setdefault("run", run), wrap_grid)
         client = build_client_app(lambda _ctx: cfg, client_mods)
-        simulate(server, client, n_users, fed["client_num_cpus"], fed["backend_num_cpus"])
+        simulate(server, client, n_users, fed.client_num_cpus, fed.backend_num_cpus)
         if "run" not in out:
             raise RuntimeError("the federated run ended without a result (see the Flower log above)")
         run = out["run"]
         if protected:
-            apply_device_reports(run, read_reports(cfg["federation"]["device_reports"]))
+            apply_device_reports(run, read_reports(folder))
     return run
 
 

@@ -49,6 +49,7 @@ from fedmood.studies.mood.clustering import initial_centres, modes_from_counts
 from fedmood.studies.mood.data.public import public_centres
 from fedmood.studies.mood.device import CLUSTERING_STAGES, centres_config
 from fedmood.studies.mood.model import GLOBAL_KEYS, EmbeddingDotBias, shared_size
+from fedmood.studies.mood.settings import FederationSettings
 from strategies.central_dp import ClientClippedSum, flower_accountant, wrap_central_dp
 from strategies.deferred_eval import DeferredEvalFedAvg, DeferredEvalLegacyFedAvg, validation_history
 from strategies.resume import ResumeAt
@@ -200,18 +201,10 @@ class RoundLog:
         return out
 
 
-def replies_needed(cfg: dict, per_round: int) -> int | None:
-    """``None`` when every sampled node must reply (``federation.strict``); else the minimum to go on with."""
-    fed = cfg["federation"]
-    if bool(fed.get("strict", True)):
-        return None
-    return int(fed.get("min_replies") or per_round)
-
-
 def node_minimums(cfg: dict, per_round: int, n_users: int) -> tuple[int | None, int, int]:
-    """``(needed, to_sample, to_wait_for)``: the replies a round needs (:func:`replies_needed`), the
+    """``(needed, to_sample, to_wait_for)``: the replies a round needs (:meth:`FederationSettings.replies_needed`), the
     fewest nodes to sample, and the nodes to wait for before sampling (all users when strict)."""
-    needed = replies_needed(cfg, per_round)
+    needed = FederationSettings.of(cfg).replies_needed(per_round)
     if needed is None:
         return None, per_round, n_users
     floor = min(needed, per_round)
@@ -230,7 +223,7 @@ def _train_message_api(
 
     A resumed run (``log_.offset`` rounds done) starts from ``initial`` = the checkpoint's arrays.
     """
-    fed, ledger = cfg["federation"], log_.ledger
+    fed, ledger = FederationSettings.of(cfg), log_.ledger
     privacy = ledger.settings
     needed, to_sample, to_wait_for = node_minimums(cfg, ledger.per_round, n_users)
     inner = DeferredEvalFedAvg(
@@ -260,7 +253,7 @@ def _train_message_api(
         grid=grid,
         initial_arrays=initial,
         num_rounds=remaining,
-        timeout=float(fed["round_timeout"]),
+        timeout=fed.round_timeout,
         train_config=ConfigRecord(train_config),
         evaluate_config=ConfigRecord(train_config),
         evaluate_fn=log_.stamp,
@@ -313,7 +306,7 @@ def _train_secagg(
 
 def federation_shape(cfg: dict) -> tuple[int, int]:
     """``(nodes, items)``: from ``federation.nodes`` in a deployment (the server never sees data), else the data."""
-    nodes = cfg["federation"].get("nodes")
+    nodes = FederationSettings.of(cfg).nodes
     if nodes:
         if cfg["data"]["source"] == "ratings":
             raise ValueError("federation.nodes is set (a deployment): it needs day-log data, not a ratings table")
@@ -325,9 +318,9 @@ def federation_shape(cfg: dict) -> tuple[int, int]:
 
 def resume_checkpoint(cfg: dict, privacy: PrivacySettings) -> ServerCheckpoint | None:
     """The checkpoint to continue from, if ``federation.resume`` is set and one exists."""
-    fed = cfg["federation"]
-    path = fed.get("checkpoint")
-    if not fed.get("resume"):
+    fed = FederationSettings.of(cfg)
+    path = fed.checkpoint
+    if not fed.resume:
         return None
     if not path:
         raise ValueError("federation.resume needs federation.checkpoint: the checkpoint file to resume from")
@@ -336,7 +329,7 @@ def resume_checkpoint(cfg: dict, privacy: PrivacySettings) -> ServerCheckpoint |
         return None
     if privacy.any_dp or privacy.secagg.enabled:
         raise CheckpointError(f"{path}: resuming is supported for runs without DP or SecAgg+ ({privacy.mechanism})")
-    if not (fed.get("stores") or fed.get("nodes")):
+    if not (fed.stores or fed.nodes):
         raise CheckpointError(
             f"{path}: resuming needs the devices' own parameters of that round, kept in their stores: "
             "set federation.stores (simulation) or run on a deployment"
@@ -363,15 +356,15 @@ def seed_sampling(privacy: PrivacySettings, seed: int) -> None:
 
 def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> FederatedRun:
     """The whole federated job on ``grid`` (clustering, then FedAvg training, private if configured)."""
-    fed = cfg["federation"]
+    fed = FederationSettings.of(cfg)
     if hasattr(grid, "pull_interval"):  # simulation's in-memory grid polls for replies
-        grid.pull_interval = float(fed["grid_pull_interval"])
+        grid.pull_interval = fed.grid_pull_interval
     privacy = PrivacySettings.from_cfg(cfg)
     seed_sampling(privacy, int(cfg["seed"]))
     n_users, n_items = federation_shape(cfg)
-    node_ids = wait_for_nodes(grid, n_users, float(fed.get("wait_for_nodes") or fed["round_timeout"]))
+    node_ids = wait_for_nodes(grid, n_users, fed.node_timeout)
     dim = shared_size(n_items, int(cfg["model"]["n_factors"]))
-    ledger = PrivacyLedger(privacy, n_users, fed.get("clients_per_round"), int(fed["num_rounds"]), fed, dim)
+    ledger = PrivacyLedger(privacy, n_users, fed.clients_per_round, fed.num_rounds, cfg["federation"], dim)
     ckpt = resume_checkpoint(cfg, privacy)
     if not privacy.secagg.enabled:
         return _run(grid, cfg, ledger, ckpt, node_ids, n_users, n_items, None)
@@ -386,11 +379,12 @@ def _activity_items(
     grid: Grid, cfg: dict, privacy: PrivacySettings, node_ids: list[int], n_users: int, n_items: int, rounds
 ) -> tuple[np.ndarray, int]:
     """The cluster centres: public under DP, else federated k-modes (as secure sums under SecAgg+)."""
-    data, needed = cfg["data"], replies_needed(cfg, int(cfg["federation"].get("clients_per_round") or n_users))
+    fed = FederationSettings.of(cfg)
+    data, needed = cfg["data"], fed.replies_needed(fed.clients_per_round or n_users)
     if privacy.centres(data) == "public":
         print("[federated] activity items from the public reference diaries (no device statistics)", flush=True)
         return public_centres(n_items, int(data["cluster_max_iter"]), str(data["cache_dir"])), 0
-    timeout = float(cfg["federation"]["round_timeout"])
+    timeout = fed.round_timeout
     if rounds is not None:
         collect = secure_collect(rounds, privacy.secagg, n_users, needed, timeout)
     else:
@@ -405,7 +399,7 @@ def _start(
     run, train_config = FederatedRun(), {}
     if ckpt is not None:
         run.centres, run.cluster_iterations, run.resumed_from = ckpt.centres, ckpt.cluster_iterations, ckpt.round
-        print(f"[federated] resuming after round {ckpt.round} from {cfg['federation']['checkpoint']}", flush=True)
+        print(f"[federated] resuming after round {ckpt.round} from {FederationSettings.of(cfg).checkpoint}", flush=True)
     elif cfg["data"]["source"] != "ratings":
         t0 = time.perf_counter()
         run.centres, run.cluster_iterations = _activity_items(
@@ -420,8 +414,8 @@ def _start(
 
 def _round_log(cfg: dict, ledger: PrivacyLedger, run: FederatedRun, run_key: str, checkpointing: bool) -> RoundLog:
     """The rounds' log; with ``checkpointing`` it saves a checkpoint after every round but the last."""
-    fed = cfg["federation"]
-    log_ = RoundLog(int(fed["num_rounds"]), ledger)
+    fed = FederationSettings.of(cfg)
+    log_ = RoundLog(fed.num_rounds, ledger)
     if checkpointing:
         fingerprint = config_fingerprint(cfg)
 
@@ -430,7 +424,7 @@ def _round_log(cfg: dict, ledger: PrivacyLedger, run: FederatedRun, run_key: str
                 return
             state = {k: v.numpy() for k, v in arrays.items()}
             extra = {"centres": run.centres, "cluster_iterations": run.cluster_iterations, "history": log_.state()}
-            save_checkpoint(fed["checkpoint"], ServerCheckpoint.capture(rnd, run_key, fingerprint, state, **extra))
+            save_checkpoint(fed.checkpoint, ServerCheckpoint.capture(rnd, run_key, fingerprint, state, **extra))
 
         log_.on_round = write_checkpoint
     return log_
@@ -448,7 +442,7 @@ def _after_training(
 ) -> None:
     """The queries on the final model: its evaluation on the devices (under a privacy mechanism, into
     their own reports), personalisation, the demo users' suggestions."""
-    timeout = float(cfg["federation"]["round_timeout"])
+    timeout = FederationSettings.of(cfg).round_timeout
     if needed is not None:  # nodes may have failed or come back during training
         node_ids = sorted(grid.get_node_ids())
     if PrivacySettings.from_cfg(cfg).protected:
@@ -477,9 +471,9 @@ def _run(
     rounds: SecureRounds | None,
 ) -> FederatedRun:
     """Clustering, training, then the after-training queries; ``rounds`` drives SecAgg+ when it is on."""
-    fed, privacy = cfg["federation"], ledger.settings
+    fed, privacy = FederationSettings.of(cfg), ledger.settings
     run, train_config = _start(grid, cfg, ledger, ckpt, node_ids, n_users, n_items, rounds)
-    checkpointing = bool(fed.get("checkpoint")) and rounds is None
+    checkpointing = bool(fed.checkpoint) and rounds is None
     log_ = _round_log(cfg, ledger, run, train_config[RUN_KEY], checkpointing)
     if ckpt is not None:
         log_.restore(ckpt.history, ckpt.round)
@@ -501,8 +495,8 @@ def _run(
             flush=True,
         )
     run.item_state = {k: v.numpy() for k, v in arrays.items()}
-    after = {**train_config, "server-round": int(fed["num_rounds"]) + 1}  # device state after the last round
-    _after_training(grid, cfg, run, arrays, node_ids, n_users, after, replies_needed(cfg, ledger.per_round))
+    after = {**train_config, "server-round": fed.num_rounds + 1}  # device state after the last round
+    _after_training(grid, cfg, run, arrays, node_ids, n_users, after, fed.replies_needed(ledger.per_round))
     return run
 
 

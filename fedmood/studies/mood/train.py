@@ -22,6 +22,7 @@ from fedmood.privacy.noise import NoiseSource
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.seeding import derived_seed
 from fedmood.studies.mood.model import EmbeddingDotBias
+from fedmood.studies.mood.settings import FederationSettings
 from fedmood.training import Batches, shuffled_batches, steps_per_epoch, train_epoch
 
 
@@ -89,10 +90,9 @@ class RoundSchedule:
     def of(cls, cfg: dict, server_round: int, n_train: int) -> RoundSchedule:
         """The schedule of round ``server_round`` for a device with ``n_train`` training rows."""
         tcfg = TrainConfig(**cfg["training"])
-        fed = cfg["federation"]
-        epochs = int(fed.get("local_epochs", 1))
+        fed = FederationSettings.of(cfg)
         spe = steps_per_epoch(n_train, tcfg.batch_size)
-        return cls(tcfg, server_round, epochs, spe, int(fed["num_rounds"]) * epochs * spe)
+        return cls(tcfg, server_round, fed.local_epochs, spe, fed.num_rounds * fed.local_epochs * spe)
 
     def scheduler(self, opt):
         """The learning-rate scheduler, started where the earlier rounds left it."""

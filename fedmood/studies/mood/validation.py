@@ -10,10 +10,13 @@ a results folder is written, before clustering, training or Ray start.
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from fedmood.data.ratings import check_rating_range, check_rows_per_user, read_ratings_table
 from fedmood.errors import InputError, Problems, require_number, require_path, require_range
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.studies.mood.data.logs import check_logs_folder
+from fedmood.studies.mood.settings import FederationSettings
 
 SOURCES = ("synthetic", "logs", "ratings")
 
@@ -71,6 +74,9 @@ def _check_data_config(cfg: dict, p: Problems) -> None:
 
 def _check_federation(cfg: dict, p: Problems) -> None:
     f = cfg.get("federation") or {}
+    known = {field.name for field in fields(FederationSettings)}
+    for key in sorted(set(f) - known):
+        p.config(f"federation.{key}", "is not a federation setting (see conf/federation/simulation.yaml)")
     require_number(p, "federation.local_epochs", f.get("local_epochs", 1), low=1, integer=True)
     require_number(p, "federation.clients_per_round", f.get("clients_per_round"), low=1, integer=True, allow_none=True)
     require_number(p, "federation.nodes", f.get("nodes"), low=1, integer=True, allow_none=True)
@@ -158,5 +164,3 @@ def _check_ledger(cfg: dict, privacy: PrivacySettings, n_users: int, n_items: in
         p.found.extend(err.problems)
     except ValueError as err:
         p.add(f"privacy config ({privacy.mechanism})", str(err))
-
-
