@@ -28,6 +28,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/mood_fed_vs_central.py
 	$(PY) benchmarks/privacy_overhead.py
+	$(PY) benchmarks/suggestions.py
 
 bench-privacy: $(STAMP)   # attacks on every privacy mechanism, the audits, MetaMF (12 min on 2 cores)
 	$(PY) benchmarks/privacy_attacks.py

@@ -31,13 +31,16 @@ def main(cfg: DictConfig) -> None:
     for key, val in res["extra"].items():
         print(f"{key}: {val:.4f}" if isinstance(val, float) else f"{key}: {val}")
     sugg = res["suggestions"]
-    print("\nTop suggestions (federated model, computed on each user's device):")
-    for user, g in sugg[sugg["model"] == "federated"].groupby("user"):
+    fed = sugg[sugg["model"] == "federated"]
+    if len(fed):
+        print(f"\nSuggestions for {fed['context'].iloc[0]} (federated model, computed on each user's device;")
+        print("mood scale -1..+1, ± one standard error from the user's own hours in that activity):")
+    for user, g in fed.groupby("user"):
         print(f"  user {user} (mean mood {g['user_mean_mood'].iloc[0]:+.2f}):")
         for _, r in g.iterrows():
             print(
-                f"    {r['rank']}. {r['activities']}: predicted {r['predicted_mood']:+.2f} "
-                f"(gain {r['gain_over_mean']:+.2f})"
+                f"    {r['rank']}. {r['activities']}: predicted {r['predicted_mood']:+.2f} ± {r['uncertainty']:.2f} "
+                f"(gain {r['gain_over_mean']:+.2f}; {r['own_hours']} of your hours)"
             )
     print(f"\nresults: {out}")
 

@@ -37,7 +37,7 @@ from fedmood.keys import (
 from fedmood.results import atomic_write_text
 
 REPORT_RECORD = "device-report"  # the store record a deployed device keeps its report in
-KINDS = ("round", "evaluation", "personalisation", "suggestions")
+KINDS = ("round", "evaluation", "personalisation", "suggestions", "ranking")
 
 
 def _report_path(folder: str | Path, partition: int) -> Path:
@@ -61,12 +61,12 @@ def add_to_report(cfg: dict, partition: int, kind: str, entry: Mapping, store=No
     if folder:
         path = _report_path(folder, partition)
         report = json.loads(path.read_text()) if path.exists() else _empty()
-        report[kind].append(dict(entry))
+        report.setdefault(kind, []).append(dict(entry))
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(report))
     elif store is not None:
         report = store.get_json(REPORT_RECORD) if REPORT_RECORD in store else _empty()
-        report[kind].append(dict(entry))
+        report.setdefault(kind, []).append(dict(entry))
         store.put_json(REPORT_RECORD, report)
 
 
@@ -75,6 +75,15 @@ def read_reports(folder: str | Path) -> dict[int, dict[str, list]]:
     out = {}
     for path in sorted(Path(folder).glob("node-*.json")):
         out[int(path.stem.split("-", 1)[1])] = json.loads(path.read_text())
+    return out
+
+
+def read_rankings(reports: dict[int, dict[str, list]]) -> dict[str, dict[int, list[float]]]:
+    """The devices' predicted mood per item, ``{model label: {user: [mood per item]}}`` (their last of each)."""
+    out: dict[str, dict[int, list[float]]] = {}
+    for report in reports.values():
+        for entry in report.get("ranking", []):
+            out.setdefault(str(entry["model"]), {})[int(entry["user"])] = list(entry["predicted"])
     return out
 
 

@@ -26,15 +26,18 @@ from flwr.client.mod import make_ffn, secaggplus_mod
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import adaptiveclipping_mod, fixedclipping_mod
 
+from fedmood.federated.device_report import add_to_report
 from fedmood.keys import NUM_EXAMPLES, VAL_MSE, VAL_N, VAL_SSE
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.studies.mood.device import (
     CLUSTERING_STAGES,
     clustering_statistics,
     device_data,
+    device_store,
     local_evaluation,
     local_round,
     personalise_on_device,
+    ranking_on_device,
     report_or_send,
     suggestions,
 )
@@ -69,7 +72,9 @@ def evaluate_on_device(msg: Message, context: Context, cfg: dict) -> Message:
 def query_on_device(msg: Message, context: Context, cfg: dict) -> Message:
     """Federated k-modes statistics; after training, the final evaluation (under a privacy mechanism),
     personalisation, and for the demo users their suggestions (the last three go to the device's
-    report instead of the server under a privacy mechanism: :func:`report_or_send`)."""
+    report instead of the server under a privacy mechanism: :func:`report_or_send`); the device's
+    predicted mood per item (``rank``: into its own report, for measuring suggestion quality in a
+    simulation, never sent)."""
     config = msg.content["config"]
     stage, user = config["stage"], device_data(cfg, context).user
     rnd = int(config.get("server-round", 0))
@@ -87,6 +92,10 @@ def query_on_device(msg: Message, context: Context, cfg: dict) -> Message:
         top = suggestions(cfg, context, _items(msg.content["arrays"]), config)
         top = report_or_send(cfg, context, user, "suggestions", top, rnd)
         return Message(RecordDict({"suggestions": ConfigRecord(top)} if top else {}), reply_to=msg)
+    if stage == "rank":  # into the device's own report only, under every mechanism
+        entry = ranking_on_device(cfg, context, _items(msg.content["arrays"]), config)
+        add_to_report(cfg, user, "ranking", {"round": rnd, **entry}, store=device_store(cfg, context))
+        return Message(RecordDict({}), reply_to=msg)
     if PrivacySettings.from_cfg(cfg).protected:
         raise PermissionError(
             f"clustering statistics ('{stage}') are sent in the clear only without a privacy mechanism; "

@@ -50,7 +50,7 @@ from fedmood.studies.mood.data.fragments import N_CODES
 from fedmood.studies.mood.data.local import LocalData, load_local_data
 from fedmood.studies.mood.model import GLOBAL_KEYS, LOCAL_KEYS, EmbeddingDotBias
 from fedmood.studies.mood.settings import FederationSettings
-from fedmood.studies.mood.suggest import top_items
+from fedmood.studies.mood.suggest import SuggestContext, predicted_moods, suggest_kinds, user_suggestions
 from fedmood.studies.mood.train import RoundSchedule, local_seed, train_dpsgd, train_plain
 from fedmood.training import Batches, evaluate_mse, shuffled_batches, train_epoch, train_only
 
@@ -275,20 +275,36 @@ def local_evaluation(
 
 
 def suggestions(cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping) -> dict:
-    """This user's top-``n`` items from the global item and the local user parameters."""
+    """This user's top-``n`` discretionary items for the configured context (:mod:`~fedmood.studies.mood.suggest`)."""
     data = device_data(cfg, context)
     restore_user_state(cfg, context, config)
     centres = centres_from_config(config)
     model = global_model(cfg, items, context, data.user)
-    mean = float(data.rows(centres).part("train")[1].mean())
-    top = top_items(model, 0, mean, int(config["n"]))
+    shown = user_suggestions(
+        predicted_moods(model, 0), data, centres, SuggestContext.from_cfg(cfg), suggest_kinds(cfg), int(config["n"])
+    )
     return {
         "user": data.user,
-        "user-mean": mean,
-        "items": [t[0] for t in top],
-        "predicted": [t[1] for t in top],
-        "gain": [t[2] for t in top],
+        "user-mean": float(data.rows(centres).part("train")[1].mean()),
+        "items": [s.item for s in shown],
+        "predicted": [s.predicted for s in shown],
+        "gain": [s.gain for s in shown],
+        "uncertainty": [s.uncertainty for s in shown],
+        "own-hours": [s.own_hours for s in shown],
     }
+
+
+def ranking_on_device(cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping) -> dict:
+    """This user's predicted mood in every item, for their own report (never sent): with the received
+    item parameters and their own parameters, or after personalisation (``config["model"]``
+    ``personalised``) with their own copy of the items, if they fine-tuned one."""
+    data = device_data(cfg, context)
+    restore_user_state(cfg, context, config)
+    label = str(config["model"])
+    if label == "personalised" and PERSONAL_ITEMS_KEY in context.state:
+        items = {k: v.numpy() for k, v in context.state[PERSONAL_ITEMS_KEY].items()}
+    model = global_model(cfg, items, context, data.user)
+    return {"model": label, "user": data.user, "predicted": predicted_moods(model, 0).tolist()}
 
 
 #: Federated k-modes stages and the statistics each returns, in this order.

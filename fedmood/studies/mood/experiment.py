@@ -32,7 +32,15 @@ from fedmood.studies.mood.run import (
     summary_row,
 )
 from fedmood.studies.mood.server_app import FederatedRun
-from fedmood.studies.mood.suggest import describe_centre, top_items
+from fedmood.studies.mood.suggest import (
+    SuggestContext,
+    Suggestion,
+    describe_centre,
+    predicted_moods,
+    suggest_kinds,
+    user_suggestions,
+)
+from fedmood.studies.mood.suggestion_quality import headline, model_quality, quality_summary
 from fedmood.studies.mood.train import TrainConfig, make_optimizer, make_scheduler
 from fedmood.training import Batches, evaluate_mse, shuffled_batches, steps_per_epoch, train_epoch
 
@@ -90,42 +98,68 @@ def run_centralised(cfg: dict, devices: list[LocalData], progress: bool = True) 
 
 
 def _suggestion_rows(
-    label: str, user: int, mean: float, top: list[tuple[int, float, float]], centres: np.ndarray | None
+    label: str, user: int, mean: float, shown: list[Suggestion], context: SuggestContext
 ) -> list[dict]:
-    """Table rows for one user's ranked ``(item, predicted mood, gain)`` suggestions."""
+    """Table rows for one user's ranked suggestions."""
     return [
         {
             "model": label,
             "user": user,
+            "context": context.describe(),
             "rank": rank,
-            "item": item,
-            "activities": describe_centre(None if centres is None else centres[item], item),
-            "predicted_mood": pred,
-            "gain_over_mean": gain,
+            "item": s.item,
+            "activities": s.activities,
+            "predicted_mood": s.predicted,
+            "uncertainty": s.uncertainty,
+            "own_hours": s.own_hours,
+            "gain_over_mean": s.gain,
             "user_mean_mood": mean,
         }
-        for rank, (item, pred, gain) in enumerate(top, start=1)
+        for rank, s in enumerate(shown, start=1)
     ]
 
 
 def suggestions_table(
-    model: EmbeddingDotBias, devices: list[LocalData], centres: np.ndarray | None, users: list[int], n: int, label: str
+    model: EmbeddingDotBias,
+    devices: list[LocalData],
+    centres: np.ndarray | None,
+    users: list[int],
+    cfg: dict,
+    label: str,
 ) -> pd.DataFrame:
-    """Top-``n`` items for each of ``users`` with the predicted gain over their mean mood."""
-    rows = []
+    """The suggestions for each of ``users`` in the configured context, with the gain over their mean mood."""
+    context, kinds, n, rows = SuggestContext.from_cfg(cfg), suggest_kinds(cfg), int(cfg["n_suggestions"]), []
     for u in users:
-        mean = float(devices[u].rows(centres).part("train")[1].mean())
-        rows += _suggestion_rows(label, u, mean, top_items(model, u, mean, n), centres)
+        shown = user_suggestions(predicted_moods(model, u), devices[u], centres, context, kinds, n)
+        rows += _suggestion_rows(label, u, float(devices[u].rows(centres).part("train")[1].mean()), shown, context)
     return pd.DataFrame(rows)
 
 
-def federated_suggestions(run: FederatedRun) -> pd.DataFrame:
+def federated_suggestions(run: FederatedRun, cfg: dict) -> pd.DataFrame:
     """The suggestions the demo devices computed on-device, as a table."""
-    rows = []
+    context, rows = SuggestContext.from_cfg(cfg), []
     for s in sorted(run.suggestions, key=lambda s: s["user"]):
-        top = list(zip(s["items"], s["predicted"], s["gain"], strict=True))
-        rows += _suggestion_rows(FEDERATED, s["user"], s["user-mean"], top, run.centres)
+        shown = [
+            Suggestion(item, describe_centre(None if run.centres is None else run.centres[item], item), p, g, u, h)
+            for item, p, g, u, h in zip(
+                s["items"], s["predicted"], s["gain"], s["uncertainty"], s["own-hours"], strict=True
+            )
+        ]
+        rows += _suggestion_rows(FEDERATED, int(s["user"]), s["user-mean"], shown, context)
     return pd.DataFrame(rows)
+
+
+def suggestion_quality(cfg: dict, devices: list[LocalData], central: CentralRun, fed: FederatedRun) -> pd.DataFrame:
+    """Per model and user: the suggestions' quality against the truth (:mod:`~fedmood.studies.mood.suggestion_quality`).
+
+    Centralised on its own items; federated, after personalisation and the popularity baseline on
+    the federated run's items (each device's predictions from its own report).
+    """
+    central_pred = {CENTRAL: np.stack([predicted_moods(central.model, d.user) for d in devices])}
+    tables = [model_quality(cfg, devices, central.centres, central_pred, baseline=False)]
+    if fed.rankings:
+        tables.append(model_quality(cfg, devices, fed.centres, fed.rankings, baseline=True))
+    return pd.concat(tables, ignore_index=True)
 
 
 def run(cfg: dict, out_dir: str | Path | None, progress: bool = True) -> dict:
@@ -151,11 +185,15 @@ def run(cfg: dict, out_dir: str | Path | None, progress: bool = True) -> dict:
     if central.centres is not None:
         all_frags = np.concatenate([d.fragments for d in devices])
         extra["cluster_ari"] = agreement(central.labels, assign(all_frags, fed.centres))
+    quality = pd.DataFrame()
+    if (cfg.get("suggest") or {}).get("evaluate", False):
+        quality = suggestion_quality(cfg, devices, central, fed)
+        extra.update(headline(quality_summary(quality)))
     users = list(range(min(int(cfg["suggest_users"]), len(devices))))
     sugg = pd.concat(
         [
-            suggestions_table(central.model, devices, central.centres, users, int(cfg["n_suggestions"]), CENTRAL),
-            federated_suggestions(fed),
+            suggestions_table(central.model, devices, central.centres, users, cfg, CENTRAL),
+            federated_suggestions(fed, cfg),
         ]
     )
     result = {
@@ -163,6 +201,8 @@ def run(cfg: dict, out_dir: str | Path | None, progress: bool = True) -> dict:
         "metrics": metrics,
         "extra": extra,
         "suggestions": sugg,
+        "suggestion_quality": quality,
+        "devices": devices,
         "central": central,
         "federated": fed,
     }
@@ -171,6 +211,8 @@ def run(cfg: dict, out_dir: str | Path | None, progress: bool = True) -> dict:
         writer.table("summary", summary)
         writer.table("rounds_federated", pd.DataFrame(fed.rounds))
         writer.table("suggestions", sugg)
+        if len(quality):
+            writer.table("suggestion_quality", quality)
         if len(personal):
             writer.table("personalisation", personal)
         writer.json("comparison", extra)

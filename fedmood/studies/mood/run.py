@@ -16,17 +16,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedmood.federated.device_report import merge_reports, read_reports
+from fedmood.federated.device_report import merge_reports, read_rankings, read_reports
 from fedmood.keys import column
 from fedmood.privacy.central import PrivacyLedger
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.results import ResultsWriter
-from fedmood.studies.mood.data.local import data_shape
+from fedmood.studies.mood.data.local import data_shape, load_all_local_data
 from fedmood.studies.mood.figures import mse_curves
 from fedmood.studies.mood.model import shared_size
 from fedmood.studies.mood.run_config import config_from_context
 from fedmood.studies.mood.server_app import FederatedRun, build_server_app
 from fedmood.studies.mood.settings import FederationSettings
+from fedmood.studies.mood.suggestion_quality import headline, model_quality, quality_summary
 
 CENTRAL, FEDERATED = "centralised", "federated"
 
@@ -40,7 +41,8 @@ def run_federated_simulation(
     wraps the ServerApp's grid (e.g. to record what the server sees). Under a privacy mechanism
     the devices keep their metrics in their own reports (:mod:`fedmood.federated.device_report`):
     the experiment, which plays every user, reads them from ``reports_dir`` (a temporary folder
-    if not given) into the run's history.
+    if not given) into the run's history. With ``suggest.evaluate`` every device also puts its
+    predicted mood per item there (never sent), read into ``run.rankings`` to measure suggestions.
     """
     from fedmood.federated.simulation import simulate
     from fedmood.studies.mood.client_app import build_client_app
@@ -53,9 +55,8 @@ def run_federated_simulation(
     PrivacyLedger(privacy, n_users, fed.clients_per_round, fed.num_rounds, cfg["federation"], dim)  # refuses early
     protected = privacy.protected
     with tempfile.TemporaryDirectory(prefix="fedmood-reports-") as tmp:
-        if protected:
-            folder = Path(reports_dir) if reports_dir is not None else Path(tmp)
-            cfg = {**cfg, "federation": {**cfg["federation"], "device_reports": str(folder)}}
+        folder = Path(reports_dir) if reports_dir is not None else Path(tmp)
+        cfg = {**cfg, "federation": {**cfg["federation"], "device_reports": str(folder)}}
         out: dict[str, FederatedRun] = {}
         server = build_server_app(lambda _ctx: cfg, lambda run, _cfg: out.setdefault("run", run), wrap_grid)
         client = build_client_app(lambda _ctx: cfg, client_mods)
@@ -63,8 +64,17 @@ def run_federated_simulation(
         if "run" not in out:
             raise RuntimeError("the federated run ended without a result (see the Flower log above)")
         run = out["run"]
+        reports = read_reports(folder)
         if protected:
-            apply_device_reports(run, read_reports(folder))
+            apply_device_reports(run, reports)
+        missing = [np.nan] * n_items  # a device that did not answer (a non-strict run)
+        run.rankings = {
+            label: np.array([by_user.get(u, missing) for u in range(n_users)], dtype=np.float64)
+            for label, by_user in read_rankings(reports).items()
+        }
+    if run.rankings:
+        devices = load_all_local_data(cfg["data"], int(cfg["seed"]))
+        run.quality = model_quality(cfg, devices, run.centres, run.rankings, baseline=True)
     return run
 
 
@@ -99,10 +109,12 @@ def summary_row(model: str, rounds: list[dict]) -> dict:
 
 
 def federated_summary_row(run: FederatedRun) -> dict:
-    """The federated run's summary row with its privacy columns (mechanism, noise, ε, δ, ...)."""
+    """The federated run's summary row with its privacy columns (mechanism, noise, ε, δ, ...) and,
+    where measured, its suggestions' quality (``federated_p3``, ``personalised_gain``, ...)."""
     row = summary_row(FEDERATED, run.rounds)
     row["sec_per_round"] = row["sec_per_epoch_after_first"]
-    return row | run.privacy
+    quality = headline(quality_summary(run.quality)) if len(run.quality) else {}
+    return row | run.privacy | quality
 
 
 def personalisation_table(run: FederatedRun) -> pd.DataFrame:
@@ -139,6 +151,8 @@ def write_federated_only(run: FederatedRun, cfg: dict, out: str | Path | None = 
     personal = personalisation_table(run)
     if len(personal):
         writer.table("personalisation", personal)
+    if len(run.quality):
+        writer.table("suggestion_quality", run.quality)
     writer.figure(
         "mse_federated",
         mse_curves(metrics, [FEDERATED], f"Federated (Flower FedAvg), {run.privacy.get('mechanism', 'none')}"),

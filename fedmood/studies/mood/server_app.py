@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
@@ -70,6 +71,8 @@ class FederatedRun:
     item_state: dict[str, np.ndarray] = field(default_factory=dict)  # final global parameters
     suggestions: list[dict] = field(default_factory=list)  # from the devices that opted in
     personalisation: list[dict] = field(default_factory=list)  # per device: val MSE before/after fine-tuning
+    rankings: dict[str, np.ndarray] = field(default_factory=dict)  # simulation: model -> (users, items) predicted mood
+    quality: pd.DataFrame = field(default_factory=pd.DataFrame)  # simulation: the suggestions measured
     privacy: dict = field(default_factory=dict)  # mechanism, noise, epsilon, delta, ...
     resumed_from: int = 0  # the checkpoint round this run continued from (0: started fresh)
 
@@ -447,11 +450,18 @@ def _after_training(
         node_ids = sorted(grid.get_node_ids())
     if PrivacySettings.from_cfg(cfg).protected:
         query_all(grid, node_ids, ConfigRecord({"stage": "evaluate", **after}), timeout, arrays, needed)
+    rank = bool((cfg.get("suggest") or {}).get("evaluate", False))
+    if rank:  # each device's predicted mood per item, into its own report
+        query = ConfigRecord({"stage": "rank", "model": "federated", **after})
+        query_all(grid, node_ids, query, timeout, arrays, needed)
     if (cfg.get("personalise") or {}).get("enabled", False):
         query = ConfigRecord({"stage": "personalise", **after})
         replies = query_all(grid, node_ids, query, timeout, arrays=arrays, min_replies=needed)
         reports = (dict(r["personalisation"]) for r in replies if "personalisation" in r)
         run.personalisation = sorted(reports, key=lambda r: r["user"])
+        if rank:
+            query = ConfigRecord({"stage": "rank", "model": "personalised", **after})
+            query_all(grid, node_ids, query, timeout, arrays, needed)
     demo_users = list(range(min(int(cfg["suggest_users"]), n_users)))
     if demo_users:
         query = ConfigRecord({"stage": "suggest", "users": demo_users, "n": int(cfg["n_suggestions"]), **after})

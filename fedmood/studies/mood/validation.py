@@ -15,8 +15,10 @@ from dataclasses import fields
 from fedmood.data.ratings import check_rating_range, check_rows_per_user, read_ratings_table
 from fedmood.errors import InputError, Problems, require_number, require_path, require_range
 from fedmood.privacy.settings import PrivacySettings
+from fedmood.studies.mood.data.activities import KINDS
 from fedmood.studies.mood.data.logs import check_logs_folder
 from fedmood.studies.mood.settings import FederationSettings
+from fedmood.studies.mood.suggest import DISCRETIONARY_KINDS
 
 SOURCES = ("synthetic", "logs", "ratings")
 
@@ -43,6 +45,14 @@ def _check_training(cfg: dict, p: Problems) -> None:
         require_number(p, "personalise.lr", pers.get("lr"), low=0, low_open=True)
     require_number(p, "suggest_users", cfg.get("suggest_users", 0), low=0, integer=True)
     require_number(p, "n_suggestions", cfg.get("n_suggestions", 1), low=1, integer=True)
+    s = cfg.get("suggest") or {}
+    require_number(p, "suggest.hour", s.get("hour"), low=0, high=23, integer=True, allow_none=True)
+    require_number(p, "suggest.window", s.get("window", 1), low=0, high=12, integer=True)
+    if s.get("weekend") is not None and not isinstance(s.get("weekend"), bool):
+        p.config("suggest.weekend", f"{s.get('weekend')!r} is not true, false or null")
+    kinds = s.get("kinds", list(DISCRETIONARY_KINDS))
+    if not isinstance(kinds, list) or not kinds or not set(kinds) <= set(KINDS):
+        p.config("suggest.kinds", f"{kinds!r}: a non-empty list of activity kinds out of {', '.join(KINDS)}")
     require_number(p, "seed", cfg.get("seed"), low=0, integer=True)
 
 

@@ -29,6 +29,7 @@ def test_federated_matches_centralised_on_small_data(small_cfg, tmp_path):
         "metrics.csv",
         "summary.csv",
         "suggestions.csv",
+        "suggestion_quality.csv",
         "comparison.json",
         "figures/mse_centralised.png",
         "figures/mse_federated.png",
@@ -40,7 +41,11 @@ def test_federated_matches_centralised_on_small_data(small_cfg, tmp_path):
     assert len(metrics) == 2 * 2 * 30
     sugg = pd.read_csv(out / "suggestions.csv")
     assert set(sugg["model"]) == {"centralised", "federated"}
-    assert (sugg.groupby(["model", "user"]).size() == 3).all()
+    assert sugg.groupby(["model", "user"]).size().between(1, 3).all()  # what is feasible at that hour
+    quality = pd.read_csv(out / "suggestion_quality.csv")
+    assert set(quality["model"]) == {"centralised", "federated", "personalised", "popularity"}
+    assert (quality["non_discretionary"] == 0).all() and set(quality["truth"]) == {"generator"}
+    assert {"centralised_p3", "federated_p3", "popularity_p3", "oracle_gain"} <= set(res["extra"])
     assert not [p for p in out.rglob(".*") if p.is_file()]  # no temporary files left
 
 

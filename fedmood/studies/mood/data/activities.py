@@ -81,6 +81,8 @@ ACTIVITIES: tuple[Activity, ...] = (
 )
 
 ACTIVITY_BY_CODE: dict[int, Activity] = {a.code: a for a in ACTIVITIES}
+#: The kinds of activity, as the UKTUS diary groups them.
+KINDS = ("sleep", "personal", "work", "leisure", "phone")
 MIN_ACTIVITIES = 6
 SLOT_MINUTES = 10  # the UKTUS diary's time slot
 SLOTS_PER_HOUR = 60 // SLOT_MINUTES

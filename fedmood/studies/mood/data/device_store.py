@@ -30,7 +30,7 @@ from fedmood.studies.mood.data.fragments import split_into_fragments
 from fedmood.studies.mood.data.local import LocalData
 from fedmood.studies.mood.data.logs import parse_day_log, read_day_log
 
-FORMAT = 1
+FORMAT = 2  # 2: fragments carry their weekday/weekend flag (the suggestions' context)
 STATE_PREFIX = "user-state."
 PERSONAL_STATE = "personal-state"
 KEEP_ROUNDS = 2
@@ -46,7 +46,7 @@ def provision_store(store: EncryptedStore, user_folder: str | Path, user: int) -
     logs = [read_day_log(f) for f in files]  # validates every file, naming it on error
     frags = split_into_fragments(logs)
     store.put_json("logs", docs)
-    store.put_arrays("fragments", slots=frags.encoded(), hours=frags.hours)
+    store.put_arrays("fragments", slots=frags.encoded(), hours=frags.hours, weekend=frags.weekend())
     store.put_arrays("labels", moods=frags.moods)
     meta = {"format": FORMAT, "user": int(user), "user_id": frags.user_id, "fragments": len(frags.moods)}
     store.put_json("meta", meta)  # last: a store with ``meta`` is complete
@@ -93,7 +93,7 @@ def refresh_fragments(store: EncryptedStore) -> dict:
     docs = store.get_json("logs")
     logs = [parse_day_log(f"{store.root}/logs:{name}", doc) for name, doc in sorted(docs.items())]
     frags = split_into_fragments(logs)
-    store.put_arrays("fragments", slots=frags.encoded(), hours=frags.hours)
+    store.put_arrays("fragments", slots=frags.encoded(), hours=frags.hours, weekend=frags.weekend())
     store.put_arrays("labels", moods=frags.moods)
     meta["fragments"] = len(frags.moods)
     store.put_json("meta", meta)
@@ -105,7 +105,8 @@ def device_data_from_store(store: EncryptedStore, val_frac: float, seed: int) ->
     meta = store.get_json("meta")
     if meta.get("format") != FORMAT:
         raise StoreError(f"{store.path('meta')}: store format {meta.get('format')!r}, expected {FORMAT}")
-    slots = store.get_arrays("fragments")["slots"]
+    fragments = store.get_arrays("fragments")
+    slots = fragments["slots"]
     moods = store.get_arrays("labels")["moods"].astype(np.float32)
     if len(slots) != len(moods) or len(moods) != meta["fragments"]:
         raise StoreError(
@@ -114,7 +115,9 @@ def device_data_from_store(store: EncryptedStore, val_frac: float, seed: int) ->
         )
     user = int(meta["user"])
     train, val = split_indices(len(moods), val_frac, seed, user)
-    return LocalData(user, moods, train, val, fragments=slots)
+    return LocalData(
+        user, moods, train, val, fragments=slots, hours=fragments["hours"], weekend=fragments["weekend"].astype(bool)
+    )
 
 
 def _states(store: EncryptedStore) -> list[tuple[str, int, str]]:

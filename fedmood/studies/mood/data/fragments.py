@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,11 @@ class UserFragments:
     def encoded(self) -> np.ndarray:
         """Slots as categorical indices (0..N_CODES-1), the form the clustering uses."""
         return encode_codes(self.slots)
+
+    def weekend(self) -> np.ndarray:
+        """Whether each fragment's day is a Saturday or a Sunday."""
+        days = {d: dt.date.fromisoformat(str(d)).weekday() >= 5 for d in set(self.dates.tolist())}
+        return np.array([days[d] for d in self.dates.tolist()], dtype=bool)
 
 
 def encode_codes(slots: np.ndarray) -> np.ndarray:

@@ -30,6 +30,8 @@ class LocalData:
     val: np.ndarray
     fragments: np.ndarray | None = None  # (n, slots) encoded activities (day logs)
     items: np.ndarray | None = None  # (n,) item ids (ratings tables)
+    hours: np.ndarray | None = None  # (n,) hour of day of each fragment (day logs)
+    weekend: np.ndarray | None = None  # (n,) whether its day was a Saturday or Sunday (day logs)
     _assigned: dict = field(default_factory=dict, repr=False)
 
     def rows(self, centres: np.ndarray | None = None) -> UserRatings:
@@ -49,7 +51,9 @@ class LocalData:
 def _from_fragments(user: int, folder: Path, val_frac: float, seed: int) -> LocalData:
     frags = load_user_fragments(folder)
     train, val = split_indices(len(frags.moods), val_frac, seed, user)
-    return LocalData(user, frags.moods, train, val, fragments=frags.encoded())
+    return LocalData(
+        user, frags.moods, train, val, fragments=frags.encoded(), hours=frags.hours, weekend=frags.weekend()
+    )
 
 
 @lru_cache(maxsize=4)
