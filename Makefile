@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint bench bench-privacy bench-inputs bench-data sweep-privacy sweep-attacks deploy clean
+.PHONY: run test test-slow lint report bench bench-privacy bench-inputs bench-data sweep-privacy sweep-attacks deploy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+report: $(STAMP)   # one page of every study found in results/ (results/report/report.md)
+	$(PY) -m fedmood.report results/
 
 bench: $(STAMP)
 	$(PY) benchmarks/mood_fed_vs_central.py

@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("strategies", ("strategies",)),
     ("federated", ("fedmood.federated",)),
     ("studies", ("fedmood.studies",)),
-    ("across studies", ("fedmood.threat_study", "fedmood.deploy")),
+    ("across studies", ("fedmood.threat_study", "fedmood.deploy", "fedmood.report")),
 ]  # fmt: skip
 #: The studies: none may import another.
 STUDIES = ("fedmood.studies.mood", "fedmood.studies.metamf", "fedmood.studies.aae", "fedmood.studies.personal")

@@ -34,6 +34,7 @@ from fedmood.studies.mood.device import (
     clustering_statistics,
     device_data,
     device_store,
+    keep_final_model,
     local_evaluation,
     local_round,
     personalise_on_device,
@@ -92,6 +93,9 @@ def query_on_device(msg: Message, context: Context, cfg: dict) -> Message:
         top = suggestions(cfg, context, _items(msg.content["arrays"]), config)
         top = report_or_send(cfg, context, user, "suggestions", top, rnd)
         return Message(RecordDict({"suggestions": ConfigRecord(top)} if top else {}), reply_to=msg)
+    if stage == "keep":  # the final model, into the device's own store
+        keep_final_model(cfg, context, _items(msg.content["arrays"]), config)
+        return Message(RecordDict({}), reply_to=msg)
     if stage == "rank":  # into the device's own report only, under every mechanism
         entry = ranking_on_device(cfg, context, _items(msg.content["arrays"]), config)
         add_to_report(cfg, user, "ranking", {"round": rnd, **entry}, store=device_store(cfg, context))

@@ -40,6 +40,8 @@ from fedmood.privacy.settings import PrivacySettings
 from fedmood.seeding import derived_seed
 from fedmood.studies.mood.clustering import cluster_counts, slot_histograms
 from fedmood.studies.mood.data.device_store import (
+    FINAL_MODEL,
+    FINAL_MODEL_META,
     PERSONAL_STATE,
     device_data_from_store,
     load_user_state,
@@ -305,6 +307,28 @@ def ranking_on_device(cfg: dict, context: Context, items: Mapping[str, np.ndarra
         items = {k: v.numpy() for k, v in context.state[PERSONAL_ITEMS_KEY].items()}
     model = global_model(cfg, items, context, data.user)
     return {"model": label, "user": data.user, "predicted": predicted_moods(model, 0).tolist()}
+
+
+def keep_final_model(cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping) -> None:
+    """Keep the model the run ends with in the device's store: the final item parameters (or the
+    device's own fine-tuned copy), its own user parameters (personalised, if it was) and the
+    activity items' centres, so that the phone can suggest from them later
+    (``python -m fedmood.studies.mood.suggest``). No-op without a store."""
+    store = device_store(cfg, context)
+    if store is None:
+        return
+    data = device_data(cfg, context)
+    restore_user_state(cfg, context, config)
+    if PERSONAL_ITEMS_KEY in context.state:
+        items = {k: v.numpy() for k, v in context.state[PERSONAL_ITEMS_KEY].items()}
+    state = global_model(cfg, items, context, data.user).state_dict()
+    centres = centres_from_config(config)
+    arrays = {k: state[k].numpy() for k in GLOBAL_KEYS + LOCAL_KEYS}
+    store.put_arrays(FINAL_MODEL, **arrays, **({} if centres is None else {"centres": centres}))
+    m = cfg["model"]
+    meta = {"run_key": str(config.get(RUN_KEY, "")), "n_factors": int(m["n_factors"]), "y_range": list(m["y_range"]),
+            "val_frac": float(cfg["data"]["val_frac"]), "seed": int(cfg["seed"])}  # fmt: skip
+    store.put_json(FINAL_MODEL_META, meta)
 
 
 #: Federated k-modes stages and the statistics each returns, in this order.

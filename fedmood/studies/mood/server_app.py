@@ -462,6 +462,9 @@ def _after_training(
         if rank:
             query = ConfigRecord({"stage": "rank", "model": "personalised", **after})
             query_all(grid, node_ids, query, timeout, arrays, needed)
+    fed = FederationSettings.of(cfg)
+    if fed.stores or fed.nodes:  # devices with a store keep the final model there (their later suggestions)
+        query_all(grid, node_ids, ConfigRecord({"stage": "keep", **after}), timeout, arrays, needed)
     demo_users = list(range(min(int(cfg["suggest_users"]), n_users)))
     if demo_users:
         query = ConfigRecord({"stage": "suggest", "users": demo_users, "n": int(cfg["n_suggestions"]), **after})

@@ -7,15 +7,22 @@ care and eating are never suggested. A suggestion is for a context, an hour of t
 weekday or weekend day: what the user's own logs show them doing then (within ``window`` hours)
 is what is feasible; with nothing there, any discretionary item they have done. Predictions are
 clipped to the mood scale, and each comes with an uncertainty: the standard error of the user's
-own moods in that item (their overall spread where they have fewer than two such hours).
+own moods in that item, their overall spread counted as one more observation (so that a few
+identical moods do not read as certainty).
 
-Everything here runs on the device, from the global item parameters and the user's own ones.
+Everything here runs on the device, from the global item parameters and the user's own ones. The
+phone's view, from the model a run left in the device's store:
+
+    python -m fedmood.studies.mood.suggest --store devices/node-0/store --hour 19 [--weekend]
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections import Counter
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -148,14 +155,16 @@ def suggest(
     out = []
     for item in order:
         own = user_moods[user_items == item]
-        sd = float(own.std(ddof=1)) if len(own) > 1 else spread
+        # the spread of the user's moods in this item, with their overall spread as one more
+        # observation: a few identical moods do not make a certain prediction
+        variance = (float(((own - own.mean()) ** 2).sum()) + spread**2) / max(len(own), 1) if len(own) else spread**2
         out.append(
             Suggestion(
                 item=int(item),
                 activities=describe_centre(None if centres is None else centres[item], int(item)),
                 predicted=float(predicted[item]),
                 gain=float(predicted[item] - mean),
-                uncertainty=sd / np.sqrt(max(len(own), 1)),
+                uncertainty=float(np.sqrt(variance / max(len(own), 1))),
                 own_hours=len(own),
             )
         )
@@ -177,3 +186,66 @@ def user_suggestions(
     weekend = data.weekend[rows.train] if data.weekend is not None else None
     allowed = discretionary_items(centres, len(predicted), kinds)
     return suggest(predicted, feasible_items(items, hours, weekend, context, allowed), items, moods, n, centres)
+
+
+def stored_suggestions(store, context: SuggestContext, n: int, kinds=DISCRETIONARY_KINDS) -> list[Suggestion]:
+    """The suggestions from the model a run left in a device's store (its own data, its own model)."""
+    from fedmood.data.store import StoreError
+    from fedmood.errors import InputError
+    from fedmood.studies.mood.data.device_store import FINAL_MODEL, FINAL_MODEL_META, device_data_from_store
+    from fedmood.studies.mood.model import GLOBAL_KEYS, LOCAL_KEYS
+
+    if FINAL_MODEL not in store or FINAL_MODEL_META not in store:
+        raise InputError(f"{store.root}: no model in this store yet (a run on a deployment or with stores keeps one)")
+    try:
+        meta, arrays = store.get_json(FINAL_MODEL_META), store.get_arrays(FINAL_MODEL)
+        data = device_data_from_store(store, float(meta["val_frac"]), int(meta["seed"]))
+    except StoreError as err:
+        raise InputError(str(err)) from None
+    n_items = arrays["item_factors.weight"].shape[0]
+    model = EmbeddingDotBias(1, n_items, int(meta["n_factors"]), tuple(meta["y_range"]))
+    model.load_state_dict({k: torch.as_tensor(arrays[k]) for k in GLOBAL_KEYS + LOCAL_KEYS})
+    return user_suggestions(predicted_moods(model, 0), data, arrays.get("centres"), context, kinds, n)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print a user's suggestions from their device's store."""
+    from fedmood.data.store import EncryptedStore, StoreError
+    from fedmood.errors import InputError
+
+    ap = argparse.ArgumentParser(prog="python -m fedmood.studies.mood.suggest", description=main.__doc__)
+    ap.add_argument("--store", required=True, help="the device's store folder (e.g. devices/node-0/store)")
+    ap.add_argument("--key-file", help="its key file (default: <store>.key beside it, else $FEDMOOD_STORE_KEY)")
+    ap.add_argument("--hour", type=int, choices=range(24), metavar="0-23", help="the hour (default: any time)")
+    day = ap.add_mutually_exclusive_group()
+    day.add_argument("--weekend", action="store_true", help="for a Saturday or Sunday")
+    day.add_argument("--weekday", action="store_true", help="for a weekday")
+    ap.add_argument("-n", type=int, default=3, help="how many suggestions (default 3)")
+    ap.add_argument("--kinds", default=",".join(DISCRETIONARY_KINDS), help="activity kinds that may be suggested")
+    args = ap.parse_args(argv)
+    root = Path(args.store)
+    key_file = args.key_file or (str(root) + ".key" if Path(str(root) + ".key").is_file() else None)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such store folder")
+    try:
+        store = EncryptedStore.open(root, key_file)
+    except StoreError as err:
+        raise InputError(f"{root}: {err}") from None
+    weekend = True if args.weekend else False if args.weekday else None
+    context = SuggestContext(args.hour, weekend)
+    try:
+        shown = stored_suggestions(store, context, args.n, tuple(k for k in args.kinds.split(",") if k))
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    print(f"Suggestions for {context.describe()} (mood scale -1..+1, ± one standard error from your own hours):")
+    for rank, s in enumerate(shown, start=1):
+        print(f"  {rank}. {s.activities}: {s.predicted:+.2f} ± {s.uncertainty:.2f} "
+              f"(gain {s.gain:+.2f} over your average; {s.own_hours} of your hours)")  # fmt: skip
+    if not shown:
+        print("  nothing you do then can be suggested", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    from fedmood.cli import run_cli
+
+    run_cli(main)

@@ -4,11 +4,15 @@ Devices keep their own parameters in their encrypted stores (``federation.stores
 survives the crash is exactly what survives it in a deployment: the checkpoint file and the stores.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import fedmood.studies.mood.server_app as server_app
+from fedmood.paths import PROJECT_ROOT
 from fedmood.studies.mood.data.device_store import provision_devices
 from fedmood.studies.mood.run import run_federated_simulation
 from fedmood.studies.mood.run_config import compose_config
@@ -66,3 +70,18 @@ def test_resumed_run_equals_uninterrupted_run(small_logs, tmp_path, monkeypatch)
     assert any(
         n.startswith("user-state.") for n in (tmp_path / "nodes" / "node-0" / "store").iterdir() for n in [n.name]
     )
+    # the devices kept the model the run ended with: the phone suggests from its own store
+    store = tmp_path / "nodes" / "node-0" / "store"
+    done = subprocess.run(
+        [sys.executable, "-m", "fedmood.studies.mood.suggest", "--store", str(store), "--hour", "19", "--weekday"],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Suggestions for 19:00 on a weekday") and 1 <= len(lines) - 1 <= 3
+    assert all("±" in line and "of your hours" in line for line in lines[1:])
+    empty = tmp_path / "nodes" / "none"
+    empty.mkdir()
+    done = subprocess.run([sys.executable, "-m", "fedmood.studies.mood.suggest", "--store", str(empty)],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "none" in done.stderr

@@ -66,8 +66,9 @@ def test_suggestions_are_ranked_and_carry_the_users_own_evidence():
     items, moods = np.array([2, 2, 2, 4, 5]), np.array([0.0, 1.0, -1.0, 1.0, 0.0])
     shown = suggest(predicted, np.array([2, 4, 5]), items, moods, 2, CENTRES)
     assert [s.item for s in shown] == [4, 2]
-    assert shown[0].own_hours == 1 and shown[0].uncertainty == pytest.approx(moods.std(ddof=1))  # overall spread
-    assert shown[1].uncertainty == pytest.approx(1.0 / np.sqrt(3))  # sd 1 over 3 own hours
+    spread = moods.std(ddof=1)
+    assert shown[0].own_hours == 1 and shown[0].uncertainty == pytest.approx(spread)  # one hour: (0 + spread²)/1
+    assert shown[1].uncertainty == pytest.approx(np.sqrt((2.0 + spread**2) / 3 / 3))  # own moods 0, 1, -1
     assert shown[0].gain == pytest.approx(0.5 - moods.mean())
 
 

@@ -53,6 +53,10 @@ def provision_store(store: EncryptedStore, user_folder: str | Path, user: int) -
     return meta
 
 
+#: The store records of the model a device ends a run with (its suggestions come from them).
+FINAL_MODEL, FINAL_MODEL_META = "final-model", "final-model-meta"
+
+
 def node_store_paths(root: str | Path, node: int) -> tuple[Path, Path]:
     """Where node ``node``'s store and key file live under a devices folder: ``<root>/node-<i>/store``
     and ``<root>/node-<i>/store.key`` (the simulation's ``federation.stores`` and a deployment's nodes)."""
