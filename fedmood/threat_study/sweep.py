@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fedmood.plotstyle import colour, figure, finish
 from fedmood.results import CollectSweep, ResultsWriter, collect_main, run_summaries
 from fedmood.threat_study.experiment import COLUMNS
 
@@ -34,14 +35,9 @@ def _label(mechanism: str, per_round: float, n_max: float) -> str:
 def attacks_figure(table: pd.DataFrame):
     """Three panels against ε: the server's attack AUC (within-item), the audit's ε lower bound next to
     the accountant's, and validation MSE; runs without DP as horizontal lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     server = table[table["observer"] == "server"]
     n_max = float(server["clients_per_round"].max())
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = figure(3, width=5.0, height=4.4)
     dp = server[np.isfinite(server["epsilon"].astype(float))]
     for (mech, per_round), g in dp.groupby(["mechanism", "clients_per_round"]):
         g = g.sort_values("epsilon")
@@ -50,8 +46,9 @@ def attacks_figure(table: pd.DataFrame):
             g["epsilon"],
             g["auc_within"],
             yerr=[g["auc_within"] - g["auc_within_low"], g["auc_within_high"] - g["auc_within"]],
-            marker="o",
+            marker="o" if per_round == n_max else "s",
             capsize=3,
+            color=colour(mech),
             label=label,
         )
         color = line[0].get_color()
@@ -68,14 +65,10 @@ def attacks_figure(table: pd.DataFrame):
         eps = np.sort(dp["epsilon"].unique())
         axes[1].plot(eps, eps, color="grey", lw=1, ls="--", label="accountant's ε")
     axes[0].axhline(0.5, color="grey", lw=0.8)
-    axes[0].set_ylabel("server's attack: within-item AUC (95 % CI)")
-    axes[1].set_ylabel("ε lower bound from a one-run audit")
-    axes[2].set_ylabel("validation MSE")
-    for ax in axes:
+    ylabels = ("server's attack: within-item AUC (95 % CI)", "ε lower bound from a one-run audit", "validation MSE")
+    for ax, ylabel in zip(axes, ylabels, strict=True):
         ax.set_xscale("log")
-        ax.set_xlabel("ε (accountant, δ = 1e-5)")
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
+        finish(ax, "ε (accountant, δ = 1e-5)", ylabel, fontsize=7)
     fig.suptitle("What the server learns of a user's preferences, and what it costs to stop it")
     fig.tight_layout()
     return fig

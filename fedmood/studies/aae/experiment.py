@@ -24,28 +24,8 @@ from fedmood.studies.aae.baselines import resample_roundtrip, ssa_reconstruct
 from fedmood.studies.aae.classify import ClassifierConfig
 from fedmood.studies.aae.evaluate import Protocol, Transform, evaluate, identity_attacker, prepare
 from fedmood.studies.aae.model import Autoencoder
+from fedmood.studies.aae.paper import LABELS, PAPER_TABLE2
 from fedmood.studies.aae.train import AAEConfig, train_aae
-
-#: The paper's Table 2: activity macro-F1 (mean), identity accuracy, identity macro-F1 (percent).
-PAPER_TABLE2 = {
-    "raw": (92.51, 96.20, 95.90),
-    "resample_10hz": (91.11, 31.08, 25.57),
-    "resample_5hz": (88.02, 13.53, 8.86),
-    "ssa_12": (88.59, 34.13, 28.59),
-    "ssa_1": (87.41, 16.07, 12.58),
-    "rep": (91.47, 15.92, 11.25),
-    "aae": (92.91, 6.98, 1.76),
-}
-LABELS = {
-    "raw": "Raw data",
-    "resample_10hz": "Resampling 10 Hz",
-    "resample_5hz": "Resampling 5 Hz",
-    "ssa_12": "SSA (components 1, 2)",
-    "ssa_1": "SSA (component 1)",
-    "rep": "REP (latent only)",
-    "aae": "AAE",
-    "aae_federated": "AAE, federated",
-}
 
 
 def save_anonymiser(path: Path, aae: Autoencoder, standardiser: Standardiser, width: int, hidden: int) -> None:
@@ -153,6 +133,9 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
         )
         writer.table("table2", pd.DataFrame(rows))
     table = pd.DataFrame(rows)
+    from fedmood.studies.aae.figures import table2_figure
+
+    writer.figure("table2", table2_figure(table))
     atomic_write_text(Path(out_dir) / "table2.md", markdown_table(table))
     if "aae" in models:
         save_anonymiser(

@@ -7,6 +7,7 @@ import torch
 
 from fedmood.studies.aae.evaluate import Protocol
 from fedmood.studies.aae.model import Autoencoder
+from fedmood.studies.aae.paper import LABELS, PAPER_TABLE2
 
 ACTIVITY_NAMES = {"dws": "downstairs", "ups": "upstairs", "wlk": "walking", "jog": "jogging"}
 CHANNELS = ("|rotationRate| (z)", "|acceleration| (z)")
@@ -67,5 +68,29 @@ def embedding_figure(proto: Protocol, aae: Autoencoder, seed: int = 0, n: int = 
             ax.set_title(f"{name} windows, coloured by {label}")
             ax.set_xticks([])
             ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def table2_figure(table):
+    """Table 2 as a figure: activity F1 (the utility kept) and identity accuracy (what an attacker
+    still learns) per method, ours as bars (± sd over seeds), the paper's as black stars."""
+    from fedmood.plotstyle import PAPER_POINT, colour, figure, finish
+
+    fig, (left, right) = figure(2, width=5.4)
+    methods = list(table["method"])
+    x = np.arange(len(methods))
+    colours = [colour(m) for m in methods]
+    paper = [PAPER_TABLE2.get(m.replace("_federated", ""), (np.nan,) * 3) for m in methods]
+    left.bar(x, table["act_f1"], yerr=table.get("act_f1_sd"), color=colours, capsize=3)
+    left.plot(x, [p[0] for p in paper], **PAPER_POINT, label="paper")
+    right.bar(x, table["id_acc"], color=colours)
+    right.plot(x, [p[1] for p in paper], **PAPER_POINT, label="paper")
+    right.axhline(100 / 24, color="grey", ls="--", lw=1, label="chance (1/24)")
+    finish(left, "", "activity macro-F1 (%)", "Utility kept")
+    finish(right, "", "identity accuracy (%)", "What an attacker still learns")
+    for ax in (left, right):
+        ax.set_xticks(x, [LABELS.get(m, m) for m in methods], rotation=35, ha="right", fontsize=8)
+        ax.set_ylim(0, 100)
     fig.tight_layout()
     return fig

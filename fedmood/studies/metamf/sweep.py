@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fedmood.plotstyle import colour, figure, finish
 from fedmood.results import CollectSweep, ResultsWriter, atomic_write_text, collect_main, run_summaries
 
 GROUPS = ("All", "Low", "Med", "High")
@@ -29,12 +30,7 @@ def delta_mae(table: pd.DataFrame) -> pd.DataFrame:
 
 def beta_figure(table: pd.DataFrame, dataset: str):
     """ΔMAE@β against β for MetaMF and NoMetaMF, one panel per user group."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(GROUPS), figsize=(3.2 * len(GROUPS), 3.2), sharey=True)
+    fig, axes = figure(len(GROUPS), width=3.2, height=3.2, sharey=True)
     sub = table[table["dataset"] == dataset]
     for ax, group in zip(axes, GROUPS, strict=True):
         for model, g in sub[sub["group"] == group].groupby("model"):
@@ -43,14 +39,13 @@ def beta_figure(table: pd.DataFrame, dataset: str):
                 g["beta"],
                 g["delta_mae"],
                 marker="o",
+                color=colour(model),
                 label={"metamf": "MetaMF", "nometamf": "NoMetaMF"}.get(model, model),
             )
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-        ax.set_title(group)
-        ax.set_xlabel("β (share of ratings revealed)")
+        finish(ax, "β (share of ratings revealed)", "ΔMAE@β = MAE@β / MAE@1.0" if ax is axes[0] else "", group,
+               legend=ax is axes[0])  # fmt: skip
         ax.invert_xaxis()
-    axes[0].set_ylabel("ΔMAE@β = MAE@β / MAE@1.0")
-    axes[0].legend(fontsize=8)
     fig.suptitle(f"{dataset}: accuracy under a privacy budget")
     fig.tight_layout()
     return fig

@@ -19,7 +19,7 @@ from fedmood.results import ResultsWriter
 from fedmood.studies.mood.clustering import agreement, assign, centres_from_clients, kmodes_centralised
 from fedmood.studies.mood.data.fragments import N_CODES
 from fedmood.studies.mood.data.local import LocalData, data_shape, load_all_local_data
-from fedmood.studies.mood.figures import mse_curves
+from fedmood.studies.mood.figures import mse_curves, suggestion_quality_figure
 from fedmood.studies.mood.model import EmbeddingDotBias
 from fedmood.studies.mood.run import (
     CENTRAL,
@@ -213,6 +213,7 @@ def run(cfg: dict, out_dir: str | Path | None, progress: bool = True) -> dict:
         writer.table("suggestions", sugg)
         if len(quality):
             writer.table("suggestion_quality", quality)
+            writer.figure("suggestion_quality", suggestion_quality_figure(quality_summary(quality)))
         if len(personal):
             writer.table("personalisation", personal)
         writer.json("comparison", extra)

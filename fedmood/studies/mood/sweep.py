@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fedmood.plotstyle import colour, figure, finish
 from fedmood.results import CollectSweep, ResultsWriter, collect_main, run_summaries
 
 COLUMNS = ["mechanism", "noise_multiplier", "epsilon", "delta", "val_mse", "sec_per_round"]
@@ -44,12 +45,7 @@ def collect(sweep_dir: str | Path) -> pd.DataFrame:
 
 def privacy_utility_figure(table: pd.DataFrame):
     """Validation MSE against ε, one line per DP mechanism; runs without DP as horizontal lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = figure(width=6.5)
     dp = table[np.isfinite(table["epsilon"].astype(float))]
     markers = iter(["o", "s", "^", "D", "v", "x"])
     for i, (mech, g) in enumerate(dp.groupby("mechanism")):
@@ -61,21 +57,19 @@ def privacy_utility_figure(table: pd.DataFrame):
             marker=next(markers, "o"),
             ls=["-", "--", ":", "-."][i % 4],
             markerfacecolor="none" if i % 2 else None,
+            color=colour(mech),
             label=f"{mech} ({level}-level ε)",
         )
-    styles = {"none": ("black", "-"), "secagg": ("grey", "--")}
     for mech, g in table[~np.isfinite(table["epsilon"].astype(float))].groupby("mechanism"):
-        color, ls = styles.get(mech, ("tab:grey", ":"))
-        ax.axhline(float(g["val_mse"].iloc[0]), color=color, ls=ls, lw=1, label=f"{mech} (no DP)")
+        ls = {"none": "-", "secagg": "--"}.get(mech, ":")
+        ax.axhline(float(g["val_mse"].iloc[0]), color=colour(mech), ls=ls, lw=1, label=f"{mech} (no DP)")
     ax.set_xscale("log")
     eps = sorted(dp["epsilon"].round(2).unique())
     if eps:
         ax.set_xticks(eps, [f"{e:g}" for e in eps])
         ax.minorticks_off()
-    ax.set_xlabel("ε spent over the run (δ = min(1/N^1.1, 1e-5))")
-    ax.set_ylabel("validation MSE")
-    ax.set_title("Federated mood recommender: privacy vs utility")
-    ax.legend(fontsize=8)
+    finish(ax, "ε spent over the run (δ = min(1/N^1.1, 1e-5))", "validation MSE (mood scale -1..+1)",
+           "Federated mood recommender: privacy vs utility")  # fmt: skip
     fig.tight_layout()
     return fig
 

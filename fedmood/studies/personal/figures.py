@@ -5,17 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-STYLE = {"local": ("Local", "tab:orange"), "personal": ("Personal", "tab:blue"), "shared": ("Shared", "tab:gray")}
+from fedmood.plotstyle import PAPER_LINE, colour, figure, finish
+
+#: Where the paper (Servia-Rodriguez et al., Fig. 3) finds Personal overtaking Shared.
+PAPER_PERSONAL_BEATS_SHARED_N = 20
+
+STYLE = {"local": ("Local", colour("local")), "personal": ("Personal", colour("personal")),
+         "shared": ("Shared", colour("shared"))}  # fmt: skip
 
 
 def accuracy_figure(curve: pd.DataFrame, k: int, federated: pd.DataFrame | None = None):
     """Shared (k users) as a flat line, Local and Personal as curves; mean over users with a ±1 sd band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = figure()
     ns = sorted(curve.loc[curve.model != "shared", "n"].unique())
     for model in ("local", "personal"):
         c = curve[(curve.model == model) & (curve.k == (0 if model == "local" else k))].sort_values("n")
@@ -31,13 +32,13 @@ def accuracy_figure(curve: pd.DataFrame, k: int, federated: pd.DataFrame | None 
         ax.axhspan(m - s, m + s, color=colour, alpha=0.1)
     if federated is not None and len(federated):
         f = federated.sort_values("n")
-        ax.plot(f.n, f.accuracy_mean, marker="s", ms=3, color="tab:green", label="Personal (federated Shared)")
+        ax.plot(f.n, f.accuracy_mean, marker="s", ms=3, color=colour("federated_personal"),
+                label="Personal (federated Shared)")
+    ax.axvline(PAPER_PERSONAL_BEATS_SHARED_N, **PAPER_LINE, label="paper: Personal beats Shared from n ≈ 20")
     ax.set_xscale("log")
     ax.set_xticks(ns, [str(n) for n in ns], fontsize=8)
-    ax.set_xlabel("windows on the device (n)")
-    ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(max(0.0, float(np.nanmin(curve.accuracy_mean)) - 10), 100)
-    ax.set_title("Personal model training on MotionSense (mean over users)")
+    title = "Personal model training on MotionSense (mean over users)"
+    finish(ax, "windows on the device (n)", "test accuracy (%)", title, legend=False)
     ax.legend(loc="lower right", fontsize=8)
-    ax.grid(alpha=0.3)
     return fig
