@@ -27,7 +27,9 @@ def main(cfg: DictConfig) -> None:
     config = checked_config(cfg)
     out = HydraConfig.get().runtime.output_dir
     res = run(config, out)
-    print("\n" + res["summary"].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    summary = res["summary"]
+    shown = [c for c in ("model", "train_mse", "val_mse", "sec_per_epoch", "mechanism", "epsilon") if c in summary]
+    print("\n" + summary[shown].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     for key, val in res["extra"].items():
         print(f"{key}: {val:.4f}" if isinstance(val, float) else f"{key}: {val}")
     sugg = res["suggestions"]

@@ -66,7 +66,16 @@ def _settings(config: dict) -> str:
     return ", ".join(shown)
 
 
-def render(sections: list[Section], out: Path) -> Path:
+def _shown(folder: Path, roots: list[Path]) -> str:
+    """``folder`` as the user named it: relative to the results folder it was found in."""
+    for root in roots:
+        root = root.resolve()
+        if folder == root or root in folder.parents:
+            return str(Path(root.name) / folder.relative_to(root))
+    return str(folder)
+
+
+def render(sections: list[Section], out: Path, roots: list[Path] | None = None) -> Path:
     """Write ``out/report.md`` and ``out/figures/`` for ``sections``; the report's path."""
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -76,14 +85,16 @@ def render(sections: list[Section], out: Path) -> Path:
     for study in studies:
         lines += [f"## {study}", ""]
         for s in (x for x in sections if x.study == study):
-            where = f"`{s.folder}`, {s.date}" + (f"; {_settings(s.config)}" if s.config else "")
+            where = f"`{_shown(s.folder, roots or [])}`, {s.date}" + (f"; {_settings(s.config)}" if s.config else "")
             lines += [f"### {s.title}", "", where, ""]
             lines += [s.body.rstrip(), ""]
             for fig in s.figures:
                 name = f"{len(list(fig_dir.iterdir())):03d}-{fig.name}"
                 shutil.copyfile(fig, fig_dir / name)
                 lines += [f"![{fig.stem}](figures/{name})", ""]
-    return atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+    path = atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+    path.chmod(0o644)  # a page to share, unlike a run's private results
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"no study results in {', '.join(map(str, args.folders))} (looked for each study's "
                 "config.yaml with its tables, and collected sweeps): run e.g. `make run` first"
             )
-        path = render(sections, out)
+        path = render(sections, out, args.folders)
     except (InputError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -43,8 +43,8 @@ def _comparison(folder: Path) -> Section:
     extra = json.loads((folder / "comparison.json").read_text())
     shown = {k: extra[k] for k in ("val_mse_ratio", "time_per_epoch_ratio", "cluster_ari") if k in extra}
     body += "\n" + ", ".join(f"{k} = {v:.3f}" for k, v in shown.items()) + "\n" + _quality(folder)
-    return Section(STUDY, "Table I: centralised vs federated", folder, body, figures_in(folder, "mse_both"),
-                   read_config(folder))  # fmt: skip
+    figures = figures_in(folder, "mse_both", "suggestion_quality")
+    return Section(STUDY, "Table I: centralised vs federated", folder, body, figures, read_config(folder))
 
 
 def _federated_only(folder: Path) -> Section:

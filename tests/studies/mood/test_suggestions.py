@@ -22,6 +22,7 @@ from fedmood.studies.mood.suggestion_quality import (
     ndcg_at_k,
     precision_at_k,
     quality_summary,
+    run_truth,
 )
 
 KIND = {a.kind: i for i, a in reversed(list(enumerate(ACTIVITIES)))}  # the first activity of each kind
@@ -117,3 +118,17 @@ def test_an_oracle_ranks_perfectly_and_never_suggests_what_is_not_discretionary(
     assert summary.loc["oracle", "ranked_users"] == 4  # 3 discretionary items > k = 2 for every user
     found = headline(quality_summary(per_user))
     assert found["oracle_p3"] == 1.0 and found["non_discretionary_share"] == 0.0
+
+
+def test_on_a_users_own_logs_the_held_out_days_are_the_truth(tmp_path):
+    devices = _devices(np.random.default_rng(2))
+    truth = run_truth({"logs_dir": str(tmp_path)}, devices, CENTRES, 6)  # no _generator.json: not generated
+    assert truth.source == "held-out days"
+    d = devices[1]
+    items, moods = d.rows(CENTRES).part("val")
+    for item in range(6):
+        expected = moods[items == item].mean() if (items == item).any() else np.nan
+        np.testing.assert_allclose(truth.moods[1, item], expected, rtol=1e-6)
+    kinds = ("leisure", "phone")
+    per_user = evaluate_rankings({"model": truth.moods}, devices, CENTRES, truth, SuggestContext(), kinds)
+    assert per_user[per_user["model"] == "model"]["gain"].notna().all()
