@@ -277,11 +277,12 @@ def local_evaluation(
 
 
 def suggestions(cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping) -> dict:
-    """This user's top-``n`` discretionary items for the configured context (:mod:`~fedmood.studies.mood.suggest`)."""
+    """This user's top-``n`` discretionary items for the configured context (:mod:`~fedmood.studies.mood.suggest`),
+    from the device's own model: personalised, where it fine-tuned one."""
     data = device_data(cfg, context)
     restore_user_state(cfg, context, config)
     centres = centres_from_config(config)
-    model = global_model(cfg, items, context, data.user)
+    model = global_model(cfg, own_items(context, items), context, data.user)
     shown = user_suggestions(
         predicted_moods(model, 0), data, centres, SuggestContext.from_cfg(cfg), suggest_kinds(cfg), int(config["n"])
     )
@@ -296,6 +297,13 @@ def suggestions(cfg: dict, context: Context, items: Mapping[str, np.ndarray], co
     }
 
 
+def own_items(context: Context, items: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+    """The device's own fine-tuned copy of the item parameters if it personalised one, else ``items``."""
+    if PERSONAL_ITEMS_KEY in context.state:
+        return {k: v.numpy() for k, v in context.state[PERSONAL_ITEMS_KEY].items()}
+    return items
+
+
 def ranking_on_device(cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping) -> dict:
     """This user's predicted mood in every item, for their own report (never sent): with the received
     item parameters and their own parameters, or after personalisation (``config["model"]``
@@ -303,9 +311,7 @@ def ranking_on_device(cfg: dict, context: Context, items: Mapping[str, np.ndarra
     data = device_data(cfg, context)
     restore_user_state(cfg, context, config)
     label = str(config["model"])
-    if label == "personalised" and PERSONAL_ITEMS_KEY in context.state:
-        items = {k: v.numpy() for k, v in context.state[PERSONAL_ITEMS_KEY].items()}
-    model = global_model(cfg, items, context, data.user)
+    model = global_model(cfg, own_items(context, items) if label == "personalised" else items, context, data.user)
     return {"model": label, "user": data.user, "predicted": predicted_moods(model, 0).tolist()}
 
 
@@ -319,9 +325,7 @@ def keep_final_model(cfg: dict, context: Context, items: Mapping[str, np.ndarray
         return
     data = device_data(cfg, context)
     restore_user_state(cfg, context, config)
-    if PERSONAL_ITEMS_KEY in context.state:
-        items = {k: v.numpy() for k, v in context.state[PERSONAL_ITEMS_KEY].items()}
-    state = global_model(cfg, items, context, data.user).state_dict()
+    state = global_model(cfg, own_items(context, items), context, data.user).state_dict()
     centres = centres_from_config(config)
     arrays = {k: state[k].numpy() for k in GLOBAL_KEYS + LOCAL_KEYS}
     store.put_arrays(FINAL_MODEL, **arrays, **({} if centres is None else {"centres": centres}))

@@ -20,16 +20,16 @@ def accuracy_figure(curve: pd.DataFrame, k: int, federated: pd.DataFrame | None 
     ns = sorted(curve.loc[curve.model != "shared", "n"].unique())
     for model in ("local", "personal"):
         c = curve[(curve.model == model) & (curve.k == (0 if model == "local" else k))].sort_values("n")
-        label, colour = STYLE[model]
-        ax.plot(c.n, c.accuracy_mean, marker="o", ms=3, color=colour, label=label)
+        label, hue = STYLE[model]
+        ax.plot(c.n, c.accuracy_mean, marker="o", ms=3, color=hue, label=label)
         sd = c.accuracy_std.fillna(0.0)
-        ax.fill_between(c.n, c.accuracy_mean - sd, c.accuracy_mean + sd, color=colour, alpha=0.15)
+        ax.fill_between(c.n, c.accuracy_mean - sd, c.accuracy_mean + sd, color=hue, alpha=0.15)
     shared = curve[(curve.model == "shared") & (curve.k == k)]
     if len(shared):
-        label, colour = STYLE["shared"]
+        label, hue = STYLE["shared"]
         m, s = float(shared.accuracy_mean.iloc[0]), float(np.nan_to_num(shared.accuracy_std.iloc[0]))
-        ax.axhline(m, color=colour, ls="--", label=f"{label} ({k} users)")
-        ax.axhspan(m - s, m + s, color=colour, alpha=0.1)
+        ax.axhline(m, color=hue, ls="--", label=f"{label} ({k} users)")
+        ax.axhspan(m - s, m + s, color=hue, alpha=0.1)
     if federated is not None and len(federated):
         f = federated.sort_values("n")
         ax.plot(f.n, f.accuracy_mean, marker="s", ms=3, color=colour("federated_personal"),
