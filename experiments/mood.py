@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> None:
     sugg = res["suggestions"]
     fed = sugg[sugg["model"] == "federated"]
     if len(fed):
-        print(f"\nSuggestions for {fed['context'].iloc[0]} (federated model, computed on each user's device;")
+        print(f"\nSuggestions for {fed['context'].iloc[0]} (the federated model as each user's device personalised it;")
         print("mood scale -1..+1, ± one standard error from the user's own hours in that activity):")
     for user, g in fed.groupby("user"):
         print(f"  user {user} (mean mood {g['user_mean_mood'].iloc[0]:+.2f}):")

@@ -34,7 +34,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("across studies", ("fedmood.threat_study", "fedmood.deploy", "fedmood.report")),
 ]  # fmt: skip
 #: The studies: none may import another.
-STUDIES = ("fedmood.studies.mood", "fedmood.studies.metamf", "fedmood.studies.aae", "fedmood.studies.personal")
+STUDIES = ("fedmood.studies.mood", "fedmood.studies.metamf", "fedmood.studies.aae", "fedmood.studies.personal",
+           "fedmood.studies.topics")  # fmt: skip
 
 
 def _modules() -> dict[str, Path]:

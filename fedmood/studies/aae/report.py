@@ -18,4 +18,5 @@ def sections(folder: Path) -> list[Section]:
     if experiment_of(folder) != "aae" or not (folder / "table2.csv").is_file():
         return []
     body = markdown_table(pd.read_csv(folder / "table2.csv"))
-    return [Section(STUDY, "Table 2 on MotionSense", folder, body, figures_in(folder), read_config(folder))]
+    figures = figures_in(folder, "table2", "windows_raw_vs_anonymised")
+    return [Section(STUDY, "Table 2 on MotionSense", folder, body, figures, read_config(folder))]
