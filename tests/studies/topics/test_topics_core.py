@@ -110,3 +110,28 @@ def test_the_vocabulary_is_the_shared_models_dictionary():
 def test_the_shared_nips_copy():
     train, test = read_nips()
     assert (len(train), len(test)) == (1000, 500)
+
+
+def test_the_protocol_personal_starts_higher_and_its_savings_and_perplexity():
+    from fedmood.studies.topics.protocol import (
+        Curves,
+        completion_perplexity,
+        iterations_saved,
+        iterations_to_reach,
+        local_and_personal,
+        train_shared,
+    )
+
+    rng = np.random.default_rng(3)
+    topics = [np.arange(0, 6), np.arange(6, 12), np.arange(12, 18)]
+    docs = [rng.choice(topics[d % 3], 60).astype(np.intc) for d in range(60)]
+    config = LDAConfig(n_topics=3, alpha=0.1, eta=0.01)
+    shared = train_shared(docs[:40], config, 18, iterations=20, seed=0)
+    curves, local, personal = local_and_personal(shared.own_counts(), docs[40:], config, iterations=5, seed=1)
+    assert curves.personal[0] > curves.local[0]  # starting from M_S beats starting from nothing
+    assert curves.personal[-1] == pytest.approx(-math.log2(6), abs=0.15)
+    assert iterations_to_reach([-3.0, -2.0, -1.0], -2.0) == 2 and iterations_to_reach([-3.0], -1.0) is None
+    assert iterations_saved(Curves(local=[-3.0, -2.5, -2.0, -1.0], personal=[-2.0, -1.0])) == pytest.approx(0.5)
+    good = completion_perplexity(personal.topic_word(), docs[40:], config)
+    flat = completion_perplexity(np.full((3, 18), 1 / 18), docs[40:], config)
+    assert good == pytest.approx(6, rel=0.15) and flat == pytest.approx(18, rel=1e-6)
