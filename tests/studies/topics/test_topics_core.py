@@ -127,7 +127,7 @@ def test_the_protocol_personal_starts_higher_and_its_savings_and_perplexity():
     docs = [rng.choice(topics[d % 3], 60).astype(np.intc) for d in range(60)]
     config = LDAConfig(n_topics=3, alpha=0.1, eta=0.01)
     shared = train_shared(docs[:40], config, 18, iterations=20, seed=0)
-    curves, local, personal = local_and_personal(shared.own_counts(), docs[40:], config, iterations=5, seed=1)
+    curves, _local, personal = local_and_personal(shared.own_counts(), docs[40:], config, iterations=5, seed=1)
     assert curves.personal[0] > curves.local[0]  # starting from M_S beats starting from nothing
     assert curves.personal[-1] == pytest.approx(-math.log2(6), abs=0.15)
     assert iterations_to_reach([-3.0, -2.0, -1.0], -2.0) == 2 and iterations_to_reach([-3.0], -1.0) is None
