@@ -57,28 +57,41 @@ class GibbsLDA:
         """First topics of every token: uniform (from scratch), or from ``prior``'s posterior (M_S's counts),
         which with ``keep_prior`` also stay in the topic-word table as fixed counts."""
         k, v = self.config.n_topics, self.vocab_size
+        words = np.concatenate(docs).astype(np.intc) if docs else np.zeros(0, np.intc)
+        if prior is None:
+            return self.resume(docs, rng.integers(0, k, len(words)))
+        prior = self._checked(prior)
+        phi = (prior + self.config.eta) / (prior.sum(axis=1, keepdims=True) + v * self.config.eta)
+        p = phi[:, words]  # (k, tokens): p(z | w) up to its normaliser
+        cum = np.cumsum(p / p.sum(axis=0, keepdims=True), axis=0)
+        z = np.minimum((cum < rng.random(len(words))).sum(axis=0), k - 1)
+        return self.resume(docs, z, prior if keep_prior else None)
+
+    def resume(self, docs: list[np.ndarray], topics: np.ndarray, fixed: np.ndarray | None = None) -> GibbsLDA:
+        """The state of ``docs`` with their tokens' ``topics`` given, and ``fixed`` counts (never
+        resampled: other documents' or a shared model's) in the topic-word table."""
+        k, v = self.config.n_topics, self.vocab_size
         self.WS = np.concatenate(docs).astype(np.intc) if docs else np.zeros(0, np.intc)
         self.DS = np.repeat(np.arange(len(docs)), [len(d) for d in docs]).astype(np.intc)
         if len(self.WS) and (self.WS.min() < 0 or self.WS.max() >= v):
             raise ValueError(f"word index outside the {v}-word vocabulary")
-        if prior is None:
-            self.ZS = rng.integers(0, k, len(self.WS)).astype(np.intc)
-            self.prior = np.zeros((k, v), dtype=np.intc, order="F")
-        else:
-            prior = np.asarray(prior)
-            if prior.shape != (k, v) or prior.min() < 0:
-                raise ValueError(f"a shared model's counts must be a ({k}, {v}) table of counts, got {prior.shape}")
-            self.prior = np.asfortranarray(prior if keep_prior else np.zeros_like(prior), dtype=np.intc)
-            phi = (prior + self.config.eta) / (prior.sum(axis=1, keepdims=True) + v * self.config.eta)
-            p = phi[:, self.WS]  # (k, tokens): p(z | w) up to its normaliser
-            cum = np.cumsum(p / p.sum(axis=0, keepdims=True), axis=0)
-            self.ZS = np.minimum((cum < rng.random(len(self.WS))).sum(axis=0), k - 1).astype(np.intc)
+        if len(topics) != len(self.WS):
+            raise ValueError(f"{len(topics)} topics for {len(self.WS)} tokens")
+        self.ZS = np.asarray(topics, dtype=np.intc).copy()
+        self.prior = np.zeros((k, v), dtype=np.intc, order="F") if fixed is None else self._checked(fixed)
         self.nzw = self.prior.copy(order="F")
         np.add.at(self.nzw, (self.ZS, self.WS), 1)
         self.ndz = np.zeros((len(docs), k), dtype=np.intc)
         np.add.at(self.ndz, (self.DS, self.ZS), 1)
         self.nz = self.nzw.sum(axis=1).astype(np.intc)
         return self
+
+    def _checked(self, counts: np.ndarray) -> np.ndarray:
+        counts = np.asarray(counts)
+        k, v = self.config.n_topics, self.vocab_size
+        if counts.shape != (k, v) or (counts.size and counts.min() < 0):
+            raise ValueError(f"a shared model's counts must be a ({k}, {v}) table of counts, got {counts.shape}")
+        return np.asfortranarray(counts, dtype=np.intc)
 
     def sweep(self, rng: np.random.Generator) -> None:
         """One Gibbs iteration over every token of the documents (``lda``'s kernel)."""

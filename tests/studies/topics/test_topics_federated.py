@@ -1,0 +1,38 @@
+"""The shared topic model learnt on Flower: exact count sums, and the topics a pooled model finds."""
+
+import math
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
+
+from fedmood.studies.topics.federated import train_federated_shared
+from fedmood.studies.topics.gibbs import GibbsLDA, LDAConfig
+from strategies.count_sum import CountSum
+from tests.conftest import make_message
+
+
+def test_the_server_adds_the_devices_counts_exactly():
+    counts = [np.array([[3, 0], [1, 2]]), np.array([[0, 5], [2**40, 1]])]
+    replies = []
+    for i, c in enumerate(counts):
+        metrics = MetricRecord({"tokens": float(c.sum()), "num-examples": 1.0})
+        replies.append(make_message(RecordDict({"arrays": ArrayRecord({"c": Array(c)}), "m": metrics}), "train", i + 1))
+    arrays, metrics = CountSum().aggregate_train(1, replies)
+    total = arrays["c"].numpy()
+    assert total.dtype == np.int64 and total.tolist() == (counts[0] + counts[1]).tolist()  # no mean, no float
+    assert metrics["tokens"] == float(counts[0].sum() + counts[1].sum())
+
+
+@pytest.mark.flower
+def test_federated_lda_finds_the_topics_of_the_pooled_documents():
+    rng = np.random.default_rng(0)
+    topics = [np.arange(0, 6), np.arange(6, 12), np.arange(12, 18)]
+    users = [[rng.choice(topics[(u + d) % 3], 40).astype(np.intc) for d in range(6)] for u in range(3)]
+    config = LDAConfig(n_topics=3, alpha=0.1, eta=0.01)
+    counts, history = train_federated_shared(users, config, 18, rounds=4, local_iterations=3, seed=0)
+    n_tokens = sum(len(d) for docs in users for d in docs)
+    assert counts.sum() == n_tokens and len(history) == 4  # every token counted once, in every round
+    pooled = [d for docs in users for d in docs]
+    model = GibbsLDA(config, 18).start(pooled, rng, prior=counts)  # the pooled documents under the federated topics
+    assert model.token_log2_likelihood() == pytest.approx(-math.log2(6), abs=0.2)
