@@ -43,6 +43,7 @@ bench-data: $(STAMP)   # the benchmarks on the real data sets in ../shared/data
 	$(PY) benchmarks/metamf_speed.py
 	$(PY) benchmarks/metamf_federated_bytes.py
 	$(PY) benchmarks/aae.py
+	$(PY) benchmarks/topics.py
 
 deploy: $(STAMP)   # a real local federation: SuperLink + 3 SuperNodes (TLS, node auth, encrypted stores)
 	$(PY) -m fedmood.deploy run --nodes 3 --rounds 10

@@ -24,6 +24,7 @@ from fedmood.studies.aae import report as aae_report
 from fedmood.studies.metamf import report as metamf_report
 from fedmood.studies.mood import report as mood_report
 from fedmood.studies.personal import report as personal_report
+from fedmood.studies.topics import report as topics_report
 from fedmood.threat_study import report as threat_report
 
 #: The studies in the order the report shows them.
@@ -33,6 +34,7 @@ STUDIES: list[Callable[[Path], list[Section]]] = [
     metamf_report.sections,
     aae_report.sections,
     personal_report.sections,
+    topics_report.sections,
 ]
 #: Settings shown with every section when its run has them.
 SETTINGS = ("experiment", "seed", "variant", "dataset", "beta", "users", "size_name", "privacy", "federation")

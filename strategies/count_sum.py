@@ -28,9 +28,7 @@ class CountSum(FedAvg):
         keys = list(records[0].keys())
         if any(list(r.keys()) != keys for r in records):
             raise ValueError(f"round {server_round}: the clients sent different arrays")
-        arrays = ArrayRecord(
-            {k: Array(np.sum([r[k].numpy().astype(np.int64) for r in records], axis=0)) for k in keys}
-        )
+        arrays = ArrayRecord({k: Array(np.sum([r[k].numpy().astype(np.int64) for r in records], axis=0)) for k in keys})
         metrics: dict[str, float] = {}
         for m in valid:
             for record in m.content.metric_records.values():

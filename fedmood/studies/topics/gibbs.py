@@ -22,6 +22,12 @@ import lda._lda as kernel
 import numpy as np
 
 
+def topic_word_of(counts: np.ndarray, eta: float) -> np.ndarray:
+    """φ from topic-word counts: each topic's distribution over words, (n_zw + β) / (n_z + Vβ)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return (counts + eta) / (counts.sum(axis=1, keepdims=True) + counts.shape[1] * eta)
+
+
 @dataclass(frozen=True)
 class LDAConfig:
     """Topics and Dirichlet priors; ``alpha`` None is the paper's 50 / K."""
@@ -101,9 +107,8 @@ class GibbsLDA:
         kernel._sample_topics(self.WS, self.DS, self.ZS, self.nzw, self.ndz, self.nz, alpha, eta, rng.random(131_071))
 
     def topic_word(self) -> np.ndarray:
-        """φ: each topic's distribution over words, (n_z w + β) / (n_z + Vβ)."""
-        eta = self.config.eta
-        return (self.nzw + eta) / (self.nz[:, None] + self.vocab_size * eta)
+        """φ of the current counts (:func:`topic_word_of`)."""
+        return topic_word_of(self.nzw, self.config.eta)
 
     def doc_topic(self) -> np.ndarray:
         """θ: each document's distribution over topics, (n_d z + α) / (n_d + Kα)."""
