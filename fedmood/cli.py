@@ -20,7 +20,9 @@ import contextlib
 import functools
 import os
 import shutil
+import signal
 import sys
+import threading
 import traceback
 import uuid
 from collections.abc import Callable
@@ -107,6 +109,7 @@ def guarded(task: Callable[..., object]) -> Callable[..., object]:
 
         folder = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
         mark_processes()
+        previous = _on_ctrl_c(lambda *_: _interrupted(folder))
         try:
             return task(cfg)
         except InputError as err:
@@ -122,14 +125,33 @@ def guarded(task: Callable[..., object]) -> Callable[..., object]:
             print(f"error: the run failed: {err}", file=sys.stderr, flush=True)
             raise SystemExit(EXIT_FAILED) from None
         except KeyboardInterrupt:
-            mark_failed(folder, "interrupted (Ctrl-C)")
-            print("\ninterrupted: the run stopped; its folder is marked FAILED", file=sys.stderr)
-            stop_and_exit(EXIT_INTERRUPTED)
+            _interrupted(folder)
         except Exception as err:
             mark_failed(folder, "".join(traceback.format_exception_only(err)))
             raise
+        finally:
+            _on_ctrl_c(previous)
 
     return wrapper
+
+
+def _interrupted(folder: str | Path | None) -> None:
+    """Ctrl-C: mark the run's folder, say so, stop every process of the run, exit 130."""
+    mark_failed(folder, "interrupted (Ctrl-C)")
+    print("\ninterrupted: the run stopped; its folder is marked FAILED", file=sys.stderr)
+    stop_and_exit(EXIT_INTERRUPTED)
+
+
+def _on_ctrl_c(handler):
+    """Install ``handler`` for SIGINT (main thread only); the previous handler.
+
+    A run handles Ctrl-C itself rather than waiting for a KeyboardInterrupt to come up through
+    Flower's simulation loop (which can end the simulation quietly instead), and a SIGINT that
+    the launching process left ignored does not make the run deaf to Ctrl-C.
+    """
+    if threading.current_thread() is not threading.main_thread() or handler is None:
+        return None
+    return signal.signal(signal.SIGINT, handler)
 
 
 def run_cli(main: Callable[[], object]) -> None:

@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "kill_node", None) is not None:
         marker.unlink(missing_ok=True)
         node_config[args.kill_node] = f'fault-marker="{marker}" fault-round={args.kill_round}'
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     signal.signal(signal.SIGTERM, _terminate)
     provisioned_before = set((args.root / "nodes").glob("node-*"))
     try:
@@ -144,10 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):  # nothing may interrupt the clean-up
+        for sig in previous:  # nothing may interrupt the clean-up...
             signal.signal(sig, signal.SIG_IGN)
         fed.stop()
         print("[deploy] federation stopped", flush=True)
+        for sig, handler in previous.items():  # ...and then the caller's handlers are back (an ignored
+            signal.signal(sig, handler)  # SIGINT would outlive the call and pass on to every child process)
 
 
 def _outcome(text: str, returncode: int, log: Path) -> int:

@@ -246,6 +246,9 @@ def test_ctrl_c_stops_the_run_within_seconds_and_leaves_no_process(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # as a terminal starts a command: Ctrl-C at its default. An in-process Flower simulation earlier in
+        # the session can leave SIGINT ignored in this process, and an ignored signal stays ignored in children.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         for line in proc.stdout:  # into the federated run: Ray and the Flower simulation are up
