@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fedmood.data.files import plain_or_gz
 from fedmood.data.ratings import RatingsFormatError, read_ratings_table
 from fedmood.data.split import split_train_valid_test
 
@@ -61,16 +62,6 @@ class RatingSplits:
         return getattr(self, name)
 
 
-def _existing(path: Path) -> Path:
-    """``path``, or ``path.gz`` when only the compressed copy exists."""
-    if path.is_file():
-        return path
-    gz = path.with_name(path.name + ".gz")
-    if gz.is_file():
-        return gz
-    raise FileNotFoundError(f"{path} (or {gz.name}) does not exist")
-
-
 def _open_text(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
 
@@ -82,7 +73,7 @@ def _count_lines(path: Path) -> int:
 
 def read_rating_split(path: str | Path, n_users: int, n_items: int) -> Ratings:
     """One ``user<TAB>item<TAB>rating`` file; errors name the file, the line and the field."""
-    path = _existing(Path(path))
+    path = plain_or_gz(Path(path))
     try:
         df = pd.read_csv(
             path, sep="\t", header=None, names=["user", "item", "rating"], dtype=str, keep_default_na=False
@@ -121,8 +112,8 @@ def read_rating_split(path: str | Path, n_users: int, n_items: int) -> Ratings:
 def load_metamf_dataset(root: str | Path, name: str) -> RatingSplits:
     """The published MetaMF split ``name`` (e.g. ``ml``, ``ciao``) from folder ``root``."""
     root = Path(root)
-    n_users = _count_lines(_existing(root / f"{name}.userlist"))
-    n_items = _count_lines(_existing(root / f"{name}.itemlist"))
+    n_users = _count_lines(plain_or_gz(root / f"{name}.userlist"))
+    n_items = _count_lines(plain_or_gz(root / f"{name}.itemlist"))
     parts = {s: read_rating_split(root / f"{name}.{s}.rating", n_users, n_items) for s in SPLITS}
     return RatingSplits(name, n_users, n_items, **parts)
 

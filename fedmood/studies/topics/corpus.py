@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from fedmood.data.files import plain_or_gz
 from fedmood.errors import InputError
 from fedmood.paths import PROJECT_ROOT
 
@@ -57,13 +58,11 @@ def tokenise(text: str) -> list[str]:
 
 
 def _resolve(path: Path) -> Path:
-    """``path``, or ``path.gz`` where only the compressed copy exists (the data folder's convention)."""
-    if path.is_file():
-        return path
-    gz = path.with_name(path.name + ".gz")
-    if gz.is_file():
-        return gz
-    raise InputError(f"{path}: no such file (nor {gz.name})")
+    """:func:`~fedmood.data.files.plain_or_gz`, as an input error."""
+    try:
+        return plain_or_gz(path)
+    except FileNotFoundError as err:
+        raise InputError(f"no such file: {err}") from None
 
 
 def read_corpus_file(path: str | Path, preprocessed: bool = True) -> Documents:
