@@ -176,16 +176,35 @@ def suggest_kinds(cfg: dict) -> tuple[str, ...]:
     return tuple((cfg.get("suggest") or {}).get("kinds", DISCRETIONARY_KINDS))
 
 
+@dataclass(frozen=True)
+class OwnHours:
+    """A user's training hours: the item, mood, hour of day and weekend flag of each."""
+
+    items: np.ndarray
+    moods: np.ndarray
+    hours: np.ndarray | None
+    weekend: np.ndarray | None
+
+    @classmethod
+    def of(cls, data: LocalData, centres: np.ndarray | None) -> OwnHours:
+        rows = data.rows(centres)
+        items, moods = rows.part("train")
+        hours = data.hours[rows.train] if data.hours is not None else None
+        weekend = data.weekend[rows.train] if data.weekend is not None else None
+        return cls(items, moods, hours, weekend)
+
+    def feasible(self, context: SuggestContext, allowed: np.ndarray) -> np.ndarray:
+        """:func:`feasible_items` of these hours."""
+        return feasible_items(self.items, self.hours, self.weekend, context, allowed)
+
+
 def user_suggestions(
     predicted: np.ndarray, data: LocalData, centres: np.ndarray | None, context: SuggestContext, kinds, n: int
 ) -> list[Suggestion]:
     """The top-``n`` suggestions for one user in ``context``, from ``predicted`` (their mood per item)."""
-    rows = data.rows(centres)
-    items, moods = rows.part("train")
-    hours = data.hours[rows.train] if data.hours is not None else None
-    weekend = data.weekend[rows.train] if data.weekend is not None else None
+    own = OwnHours.of(data, centres)
     allowed = discretionary_items(centres, len(predicted), kinds)
-    return suggest(predicted, feasible_items(items, hours, weekend, context, allowed), items, moods, n, centres)
+    return suggest(predicted, own.feasible(context, allowed), own.items, own.moods, n, centres)
 
 
 def stored_suggestions(store, context: SuggestContext, n: int, kinds=DISCRETIONARY_KINDS) -> list[Suggestion]:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from fedmood.studies.mood.data.local import LocalData
-from fedmood.studies.mood.suggest import SuggestContext, discretionary_items, feasible_items, suggest
+from fedmood.studies.mood.suggest import OwnHours, SuggestContext, discretionary_items, suggest, suggest_kinds
 
 K = 3
 
@@ -134,17 +134,14 @@ def evaluate_rankings(
         models["popularity"] = np.broadcast_to(popularity_scores(devices, centres, n_items), (len(devices), n_items))
     rows = []
     for d in devices:
-        rows_u = d.rows(centres)
-        items, moods = rows_u.part("train")
-        hours = d.hours[rows_u.train] if d.hours is not None else None
-        weekend = d.weekend[rows_u.train] if d.weekend is not None else None
-        candidates = feasible_items(items, hours, weekend, context, allowed)
+        own = OwnHours.of(d, centres)
+        candidates, unfiltered = own.feasible(context, allowed), own.feasible(context, everything)
         true_u = truth.moods[d.user]
-        average = float(np.nanmean(true_u[items])) if len(items) and np.isfinite(true_u[items]).any() else np.nan
+        seen = true_u[own.items]
+        average = float(np.nanmean(seen)) if len(seen) and np.isfinite(seen).any() else np.nan
         for model, scores in models.items():
             pred_u = np.asarray(scores[d.user], dtype=np.float64)
-            shown = suggest(pred_u, candidates, items, moods, k, centres)
-            unfiltered = feasible_items(items, hours, weekend, context, everything)
+            shown = suggest(pred_u, candidates, own.items, own.moods, k, centres)
             top_unfiltered = unfiltered[np.argsort(-pred_u[unfiltered], kind="stable")][:k]
             rows.append(
                 {
@@ -195,8 +192,7 @@ def model_quality(
     n_items = next(iter(predicted.values())).shape[1]
     truth = run_truth(cfg["data"], devices, centres, n_items)
     context = SuggestContext.from_cfg(cfg)
-    kinds = tuple((cfg.get("suggest") or {}).get("kinds", ("leisure", "phone")))
-    table = evaluate_rankings(predicted, devices, centres, truth, context, kinds, baseline=baseline)
+    table = evaluate_rankings(predicted, devices, centres, truth, context, suggest_kinds(cfg), baseline=baseline)
     table.insert(2, "context", context.describe())
     table.insert(3, "truth", truth.source)
     return table
