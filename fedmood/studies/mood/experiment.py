@@ -149,14 +149,18 @@ def federated_suggestions(run: FederatedRun, cfg: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def suggestion_quality(cfg: dict, devices: list[LocalData], central: CentralRun, fed: FederatedRun) -> pd.DataFrame:
-    """Per model and user: the suggestions' quality against the truth (:mod:`~fedmood.studies.mood.suggestion_quality`).
+def central_quality(cfg: dict, devices: list[LocalData], central: CentralRun) -> pd.DataFrame:
+    """Per user: the centralised model's suggestions against the truth, on its own items."""
+    predicted = {CENTRAL: np.stack([predicted_moods(central.model, d.user) for d in devices])}
+    return model_quality(cfg, devices, central.centres, predicted, baseline=False)
 
-    Centralised on its own items; federated, after personalisation and the popularity baseline on
-    the federated run's items (each device's predictions from its own report).
+
+def suggestion_quality(cfg: dict, devices: list[LocalData], central: CentralRun, fed: FederatedRun) -> pd.DataFrame:
+    """Per model and user: the suggestions' quality against the truth (:mod:`~fedmood.studies.mood.suggestion_quality`)
+    in ``cfg``'s context: centralised on its own items; federated, after personalisation and the
+    popularity baseline on the federated run's items (each device's predictions from its own report).
     """
-    central_pred = {CENTRAL: np.stack([predicted_moods(central.model, d.user) for d in devices])}
-    tables = [model_quality(cfg, devices, central.centres, central_pred, baseline=False)]
+    tables = [central_quality(cfg, devices, central)]
     if fed.rankings:
         tables.append(model_quality(cfg, devices, fed.centres, fed.rankings, baseline=True))
     return pd.concat(tables, ignore_index=True)
@@ -170,7 +174,7 @@ def run(cfg: dict, out_dir: str | Path | None, progress: bool = True) -> dict:
     if writer:
         writer.config(cfg)
     central = run_centralised(cfg, devices, progress)
-    fed = run_federated_simulation(cfg)
+    fed = run_federated_simulation(cfg, devices=devices)
     metrics = pd.concat([metrics_table(CENTRAL, central.rounds), metrics_table(FEDERATED, fed.rounds)])
     summary = pd.DataFrame([summary_row(CENTRAL, central.rounds), federated_summary_row(fed)])
     c, f = summary.iloc[0], summary.iloc[1]
@@ -187,7 +191,7 @@ def run(cfg: dict, out_dir: str | Path | None, progress: bool = True) -> dict:
         extra["cluster_ari"] = agreement(central.labels, assign(all_frags, fed.centres))
     quality = pd.DataFrame()
     if (cfg.get("suggest") or {}).get("evaluate", False):
-        quality = suggestion_quality(cfg, devices, central, fed)
+        quality = pd.concat([central_quality(cfg, devices, central), fed.quality], ignore_index=True)
         extra.update(headline(quality_summary(quality)))
     users = list(range(min(int(cfg["suggest_users"]), len(devices))))
     sugg = pd.concat(

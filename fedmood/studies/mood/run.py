@@ -33,7 +33,11 @@ CENTRAL, FEDERATED = "centralised", "federated"
 
 
 def run_federated_simulation(
-    cfg: dict, client_mods: list | None = None, reports_dir: str | Path | None = None, wrap_grid=None
+    cfg: dict,
+    client_mods: list | None = None,
+    reports_dir: str | Path | None = None,
+    wrap_grid=None,
+    devices: list | None = None,
 ) -> FederatedRun:
     """The Flower run: one simulated SuperNode per user, ``run_simulation`` on Ray.
 
@@ -42,7 +46,8 @@ def run_federated_simulation(
     the devices keep their metrics in their own reports (:mod:`fedmood.federated.device_report`):
     the experiment, which plays every user, reads them from ``reports_dir`` (a temporary folder
     if not given) into the run's history. With ``suggest.evaluate`` every device also puts its
-    predicted mood per item there (never sent), read into ``run.rankings`` to measure suggestions.
+    predicted mood per item there (never sent), read into ``run.rankings`` and measured against the
+    truth into ``run.quality`` (on ``devices``, every user's data, if the caller already loaded them).
     """
     from fedmood.federated.simulation import simulate
     from fedmood.studies.mood.client_app import build_client_app
@@ -73,7 +78,7 @@ def run_federated_simulation(
             for label, by_user in read_rankings(reports).items()
         }
     if run.rankings:
-        devices = load_all_local_data(cfg["data"], int(cfg["seed"]))
+        devices = devices if devices is not None else load_all_local_data(cfg["data"], int(cfg["seed"]))
         run.quality = model_quality(cfg, devices, run.centres, run.rankings, baseline=True)
     return run
 
