@@ -36,17 +36,14 @@ def client_app(user_docs: list[list[np.ndarray]], config: LDAConfig, vocab_size:
         docs = user_docs[user]
         rnd = int(msg.content["config"]["server-round"])
         rng = np.random.default_rng(derived_seed(seed, rnd, user))
-        global_counts = msg.content["arrays"][COUNTS].numpy().astype(np.int64)
-        if STATE in context.state:  # the device's own assignments from its last round
-            topics = context.state[STATE]["z"].numpy()
-        else:
-            topics = rng.integers(0, config.n_topics, sum(len(d) for d in docs))
-        model = GibbsLDA(config, vocab_size).resume(docs, topics)
-        others = global_counts - model.own_counts() if STATE in context.state else global_counts
-        model.resume(docs, topics, fixed=others)
-        first = STATE not in context.state  # round 1 only draws random topics: sampling before the
-        for _ in range(0 if first else iterations):  # devices share a table would give each its own labels
-            model.sweep(rng)
+        if STATE in context.state:  # sample against the other devices' counts, from its own last topics
+            model = GibbsLDA(config, vocab_size).resume(docs, context.state[STATE]["z"].numpy())
+            others = msg.content["arrays"][COUNTS].numpy().astype(np.int64) - model.own_counts()
+            model.resume(docs, model.ZS, fixed=others)
+            for _ in range(iterations):
+                model.sweep(rng)
+        else:  # round 1 only draws random topics: sampling before the devices share a table would
+            model = GibbsLDA(config, vocab_size).start(docs, rng)  # give each device its own labels
         context.state[STATE] = ArrayRecord({"z": Array(model.ZS.astype(np.int64))})
         reply = {
             "arrays": ArrayRecord({COUNTS: Array(model.own_counts().astype(np.int64))}),

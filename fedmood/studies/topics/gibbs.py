@@ -62,13 +62,12 @@ class GibbsLDA:
     ) -> GibbsLDA:
         """First topics of every token: uniform (from scratch), or from ``prior``'s posterior (M_S's counts),
         which with ``keep_prior`` also stay in the topic-word table as fixed counts."""
-        k, v = self.config.n_topics, self.vocab_size
+        k = self.config.n_topics
         words = np.concatenate(docs).astype(np.intc) if docs else np.zeros(0, np.intc)
         if prior is None:
             return self.resume(docs, rng.integers(0, k, len(words)))
         prior = self._checked(prior)
-        phi = (prior + self.config.eta) / (prior.sum(axis=1, keepdims=True) + v * self.config.eta)
-        p = phi[:, words]  # (k, tokens): p(z | w) up to its normaliser
+        p = topic_word_of(prior, self.config.eta)[:, words]  # (k, tokens): p(z | w) up to its normaliser
         cum = np.cumsum(p / p.sum(axis=0, keepdims=True), axis=0)
         z = np.minimum((cum < rng.random(len(words))).sum(axis=0), k - 1)
         return self.resume(docs, z, prior if keep_prior else None)
