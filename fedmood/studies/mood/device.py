@@ -195,6 +195,16 @@ def global_model(cfg: dict, items: Mapping[str, np.ndarray], context: Context, u
     return model
 
 
+def user_model(
+    cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping, data: LocalData | None = None
+) -> tuple[LocalData, EmbeddingDotBias]:
+    """This device's data (or ``data``) and its model: ``items`` with the user's own parameters,
+    restored from the device's store first if this process lost them (:func:`restore_user_state`)."""
+    data = data if data is not None else device_data(cfg, context)
+    restore_user_state(cfg, context, config)
+    return data, global_model(cfg, items, context, data.user)
+
+
 def split_batches(rows, split: str) -> Batches:
     """One split of the user's rows as tensors (user index 0: the device's only user)."""
     items, ratings = rows.part(split)
@@ -232,10 +242,8 @@ def local_round(
     """
     t_start = time.perf_counter()
     torch.set_num_threads(1)
-    data = data if data is not None else device_data(cfg, context)
-    restore_user_state(cfg, context, config)
+    data, model = user_model(cfg, context, items, config, data)
     rows = data.rows(centres_from_config(config))
-    model = global_model(cfg, items, context, data.user)
     metrics: dict[str, float] = {}
     val = split_batches(rows, "val")
     if config.get("evaluate-first", False) and len(val):
@@ -268,21 +276,16 @@ def local_evaluation(
 ) -> tuple[float, int]:
     """Validation MSE of the global item parameters with this user's own parameters, and its rows."""
     torch.set_num_threads(1)
-    data = device_data(cfg, context)
-    restore_user_state(cfg, context, config)
-    rows = data.rows(centres_from_config(config))
-    model = global_model(cfg, items, context, data.user)
-    val = split_batches(rows, "val")
+    data, model = user_model(cfg, context, items, config)
+    val = split_batches(data.rows(centres_from_config(config)), "val")
     return (evaluate_mse(model, val) if len(val) else 0.0), len(val)
 
 
 def suggestions(cfg: dict, context: Context, items: Mapping[str, np.ndarray], config: Mapping) -> dict:
     """This user's top-``n`` discretionary items for the configured context (:mod:`~fedmood.studies.mood.suggest`),
     from the device's own model: personalised, where it fine-tuned one."""
-    data = device_data(cfg, context)
-    restore_user_state(cfg, context, config)
     centres = centres_from_config(config)
-    model = global_model(cfg, own_items(context, items), context, data.user)
+    data, model = user_model(cfg, context, own_items(context, items), config)
     shown = user_suggestions(
         predicted_moods(model, 0), data, centres, SuggestContext.from_cfg(cfg), suggest_kinds(cfg), int(config["n"])
     )
@@ -308,10 +311,8 @@ def ranking_on_device(cfg: dict, context: Context, items: Mapping[str, np.ndarra
     """This user's predicted mood in every item, for their own report (never sent): with the received
     item parameters and their own parameters, or after personalisation (``config["model"]``
     ``personalised``) with their own copy of the items, if they fine-tuned one."""
-    data = device_data(cfg, context)
-    restore_user_state(cfg, context, config)
     label = str(config["model"])
-    model = global_model(cfg, own_items(context, items) if label == "personalised" else items, context, data.user)
+    data, model = user_model(cfg, context, own_items(context, items) if label == "personalised" else items, config)
     return {"model": label, "user": data.user, "predicted": predicted_moods(model, 0).tolist()}
 
 
@@ -323,9 +324,8 @@ def keep_final_model(cfg: dict, context: Context, items: Mapping[str, np.ndarray
     store = device_store(cfg, context)
     if store is None:
         return
-    data = device_data(cfg, context)
-    restore_user_state(cfg, context, config)
-    state = global_model(cfg, own_items(context, items), context, data.user).state_dict()
+    _, model = user_model(cfg, context, own_items(context, items), config)
+    state = model.state_dict()
     centres = centres_from_config(config)
     arrays = {k: state[k].numpy() for k in GLOBAL_KEYS + LOCAL_KEYS}
     store.put_arrays(FINAL_MODEL, **arrays, **({} if centres is None else {"centres": centres}))
@@ -365,10 +365,8 @@ def personalise_on_device(
     """
     torch.set_num_threads(1)
     p = cfg["personalise"]
-    data = device_data(cfg, context)
-    restore_user_state(cfg, context, config)
+    data, model = user_model(cfg, context, items, config)
     rows = data.rows(centres_from_config(config))
-    model = global_model(cfg, items, context, data.user)
     train, val = split_batches(rows, "train"), split_batches(rows, "val")
     before = evaluate_mse(model, val) if len(val) else float("nan")
     keys = LOCAL_KEYS + (GLOBAL_KEYS if p.get("items", False) else ())
