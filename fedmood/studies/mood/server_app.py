@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from fedmood.federated.checkpoint import (
@@ -444,31 +444,32 @@ def _after_training(
     needed: int | None,
 ) -> None:
     """The queries on the final model: its evaluation on the devices (under a privacy mechanism, into
-    their own reports), personalisation, the demo users' suggestions."""
-    timeout = FederationSettings.of(cfg).round_timeout
+    their own reports); with ``suggest.evaluate`` each device's predicted mood per item, into its own
+    report, before and after personalisation; personalisation; devices with a store keep the final
+    model there (their later suggestions); the demo users' suggestions."""
+    fed = FederationSettings.of(cfg)
     if needed is not None:  # nodes may have failed or come back during training
         node_ids = sorted(grid.get_node_ids())
+
+    def ask(stage: str, **config) -> list[RecordDict]:
+        query = ConfigRecord({"stage": stage, **config, **after})
+        return query_all(grid, node_ids, query, fed.round_timeout, arrays, min_replies=needed)
+
     if PrivacySettings.from_cfg(cfg).protected:
-        query_all(grid, node_ids, ConfigRecord({"stage": "evaluate", **after}), timeout, arrays, needed)
+        ask("evaluate")
     rank = bool((cfg.get("suggest") or {}).get("evaluate", False))
-    if rank:  # each device's predicted mood per item, into its own report
-        query = ConfigRecord({"stage": "rank", "model": "federated", **after})
-        query_all(grid, node_ids, query, timeout, arrays, needed)
+    if rank:
+        ask("rank", model="federated")
     if (cfg.get("personalise") or {}).get("enabled", False):
-        query = ConfigRecord({"stage": "personalise", **after})
-        replies = query_all(grid, node_ids, query, timeout, arrays=arrays, min_replies=needed)
-        reports = (dict(r["personalisation"]) for r in replies if "personalisation" in r)
+        reports = (dict(r["personalisation"]) for r in ask("personalise") if "personalisation" in r)
         run.personalisation = sorted(reports, key=lambda r: r["user"])
         if rank:
-            query = ConfigRecord({"stage": "rank", "model": "personalised", **after})
-            query_all(grid, node_ids, query, timeout, arrays, needed)
-    fed = FederationSettings.of(cfg)
-    if fed.stores or fed.nodes:  # devices with a store keep the final model there (their later suggestions)
-        query_all(grid, node_ids, ConfigRecord({"stage": "keep", **after}), timeout, arrays, needed)
+            ask("rank", model="personalised")
+    if fed.stores or fed.nodes:
+        ask("keep")
     demo_users = list(range(min(int(cfg["suggest_users"]), n_users)))
     if demo_users:
-        query = ConfigRecord({"stage": "suggest", "users": demo_users, "n": int(cfg["n_suggestions"]), **after})
-        for reply in query_all(grid, node_ids, query, timeout, arrays=arrays, min_replies=needed):
+        for reply in ask("suggest", users=demo_users, n=int(cfg["n_suggestions"])):
             if "suggestions" in reply:
                 run.suggestions.append(dict(reply["suggestions"]))
 
