@@ -84,6 +84,7 @@ def render(sections: list[Section], out: Path, roots: list[Path] | None = None) 
     lines = ["# fedmood: every study's results", ""]
     studies = list(dict.fromkeys(s.study for s in sections))
     lines += [f"Studies found: {', '.join(studies)}.", ""]
+    copied = 0
     for study in studies:
         lines += [f"## {study}", ""]
         for s in (x for x in sections if x.study == study):
@@ -91,8 +92,9 @@ def render(sections: list[Section], out: Path, roots: list[Path] | None = None) 
             lines += [f"### {s.title}", "", where, ""]
             lines += [s.body.rstrip(), ""]
             for fig in s.figures:
-                name = f"{len(list(fig_dir.iterdir())):03d}-{fig.name}"
+                name = f"{copied:03d}-{fig.name}"  # numbered: two runs' figures may share a name
                 shutil.copyfile(fig, fig_dir / name)
+                copied += 1
                 lines += [f"![{fig.stem}](figures/{name})", ""]
     path = atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     path.chmod(0o644)  # a page to share, unlike a run's private results
