@@ -8,8 +8,9 @@ own ``SecAggPlusWorkflow`` directly: each :meth:`SecureRounds.run` is one comple
 ``configure_fit`` and whose unmasked aggregate reaches that strategy's ``aggregate_fit``.
 
 :class:`SecureSum` is such a strategy for integer statistics: it asks every node for the named
-``stage`` and returns the exact integer sums (:func:`strategies.secagg.from_grid`), so a secure
-k-modes gives the same centres as the plain one.
+``stage`` (sending the round's arrays, if any) and returns the exact integer sums
+(:func:`strategies.secagg.from_grid`), so a secure k-modes gives the same centres as the plain one
+and a secure federated LDA the same topics.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import timeit
 
 import numpy as np
 from flwr.app import ConfigRecord, Context
-from flwr.common import FitIns, Parameters, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.common import FitIns, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.compat.common import recorddict_compat as compat
 from flwr.server import LegacyContext, ServerConfig
 from flwr.server.compat.app_utils import start_update_client_manager_thread
@@ -90,9 +91,8 @@ class SecureSum(LegacyStrategy):
                 f"{self.wait_for} awaited for {self.timeout:.0f} s"
             )
         clients = list(client_manager.all().values())
-        self.sampled = len(clients)
-        empty = Parameters(tensors=[], tensor_type="numpy.ndarray")
-        return [(c, FitIns(empty, {**self.config, "server-round": server_round})) for c in clients]
+        self.sampled = len(clients)  # every node gets the round's parameters (none for clustering statistics)
+        return [(c, FitIns(parameters, {**self.config, "server-round": server_round})) for c in clients]
 
     def aggregate_fit(self, server_round, results, failures):
         stage = self.config.get("stage", "")
@@ -125,10 +125,12 @@ def secure_sum(
     strict: bool,
     tag: int,
     timeout: float = 600.0,
+    sent: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
-    """The exact integer sums of every node's answer to ``config`` (one SecAgg+ round, numbered ``tag``)."""
+    """The exact integer sums of every node's answer to ``config`` (one SecAgg+ round, numbered ``tag``);
+    ``sent``: arrays every node receives with the question (e.g. the global counts it answers against)."""
     strategy = SecureSum(config, settings, wait_for, min_nodes, strict, timeout)
-    rounds.run(strategy, tag, [])
+    rounds.run(strategy, tag, list(sent or []))
     if strategy.sums is None:
         why = rounds.workflow.halt_reason("fewer than its threshold of nodes answered")
         raise ClientRoundError(f"secure sum '{config.get('stage', '')}': SecAgg+ halted: {why}")

@@ -1,4 +1,4 @@
-"""The personal topic-model study (Servia-Rodriguez et al., IoTDI 2018, §IV-§V-B) on the NIPS corpus.
+"""The personal topic-model study (Servia-Rodriguez et al., IoTDI 2018, §IV-§V-B) on NIPS and Wikipedia.
 
 ``run(cfg, out_dir)`` (``experiments/topics.py``) writes a results folder:
 
@@ -8,14 +8,18 @@
   10 %..100 % of the shared documents;
 * ``heldout.csv``: local vs personal perplexity on the user's held-out documents against the number
   of the user's documents on the device;
-* ``federated.csv``: M_S learnt on Flower from ``federated.users`` devices against the pooled M_S
-  (held-out perplexity, and the personal model's likelihood at iteration 10 from each);
+* ``federated.csv``: M_S learnt on Flower from ``federated.users`` devices (under SecAgg+ with
+  ``federated.secure``) against the pooled M_S (held-out perplexity, and the personal model's
+  likelihood at iteration 10 from each);
 * ``cost.csv``: seconds per Gibbs iteration against documents, and the vocabulary; peak memory of
   personalising one user;
-* ``summary.json``, ``figures/`` (the paper's Fig. 4 values drawn in).
+* ``wikipedia.csv``, ``wikipedia_k_selection.csv`` (Fig. 6, :mod:`.wikipedia`): a user per
+  Wikipedia category against M_S from random articles;
+* ``summary.json``, ``figures/`` (the paper's Figs. 4 and 6 values drawn in).
 
 Documents: M_S from ``nips.train`` (1,000); the user holds ``protocol.user_docs`` of ``nips.test``
-and the rest of it are their held-out documents; the dictionary is M_S's.
+and the rest of it are their held-out documents (or, with ``user_path``, their own ``.txt`` files:
+:func:`user_documents`); the dictionary is M_S's.
 """
 
 from __future__ import annotations
@@ -27,19 +31,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedmood.errors import Problems, require_number
+from fedmood.errors import InputError, Problems, require_number
 from fedmood.results import ResultsWriter
 from fedmood.seeding import derived_seed
-from fedmood.studies.topics.corpus import DEFAULT_NIPS, Vocabulary, read_nips
-from fedmood.studies.topics.figures import curves_figure, fractions_figure, heldout_figure
+from fedmood.studies.topics.corpus import DEFAULT_NIPS, Documents, Vocabulary, read_nips, read_text_folder
+from fedmood.studies.topics.figures import curves_figure, fractions_figure, heldout_figure, wikipedia_figure
 from fedmood.studies.topics.gibbs import GibbsLDA, LDAConfig, topic_word_of
 from fedmood.studies.topics.protocol import (
     Curves,
+    choose_k,
     completion_perplexity,
     iterations_saved,
     local_and_personal,
     train_shared,
 )
+from fedmood.studies.topics.wikipedia import PAPER_FIG6, run_wikipedia
+from fedmood.studies.topics.wikipedia import check_config as check_wikipedia
+from fedmood.studies.topics.wikipedia import summarise as summarise_wikipedia
 
 #: Fig. 4 of the paper: per-token log2-likelihood at iterations 1, 10 and 50 (read from its plot).
 PAPER_FIG4 = {"local": {1: -10.95, 10: -10.55, 50: -10.27}, "personal": {1: -10.68, 10: -10.29, 50: -10.215}}
@@ -85,29 +93,43 @@ def check_config(cfg: dict) -> None:
     require_number(p, "federated.users", fed.get("users"), low=1, integer=True)
     require_number(p, "federated.num_rounds", fed.get("num_rounds"), low=1, integer=True)
     require_number(p, "federated.local_iterations", fed.get("local_iterations"), low=1, integer=True)
+    if not isinstance(fed.get("secure"), bool):
+        p.config("federated.secure", f"{fed.get('secure')!r}: true or false")
+    elif fed["secure"] and isinstance(fed.get("users"), int) and fed["users"] < 3:
+        p.config("federated.secure", f"SecAgg+ needs at least 3 devices; federated.users is {fed['users']}")
     if cfg.get("data_path") and not Path(cfg["data_path"]).is_dir():
         p.config("data_path", f"{cfg['data_path']}: no such folder (the NIPS corpus: nips.train, nips.test)")
+    if cfg.get("user_path") and not Path(cfg["user_path"]).is_dir():
+        p.config("user_path", f"{cfg['user_path']}: no such folder (the user's own documents, one .txt file each)")
+    check_wikipedia(p, cfg.get("wikipedia") or {})
     p.raise_if_any()
+
+
+def user_documents(cfg: dict, test: Documents, vocab: Vocabulary) -> tuple[list[np.ndarray], list[np.ndarray], str]:
+    """The user's documents on the device and their held-out ones, as M_S's word indices; and their source.
+
+    NIPS (no ``user_path``): the first ``protocol.user_docs`` of ``nips.test``, the rest held out. A
+    user's own folder of ``.txt`` files: every fifth document held out, the others on the device;
+    refused unless both sets keep words of M_S's dictionary.
+    """
+    if not cfg.get("user_path"):
+        n_user = int(cfg["protocol"]["user_docs"])
+        docs = vocab.encode(test)
+        return docs[:n_user], docs[n_user:], test.source
+    own = read_text_folder(cfg["user_path"])
+    docs = [d for d in vocab.encode(own) if len(d)]
+    user, held_out = [d for i, d in enumerate(docs) if i % 5 != 4], docs[4::5]
+    if not user or not held_out:
+        raise InputError(
+            f"{cfg['user_path']}: {len(docs)} of its {len(own)} documents share words with the shared model's "
+            f"{len(vocab)}-word dictionary; at least 5 are needed (every fifth is held out)"
+        )
+    return user, held_out, own.source
 
 
 def _lda(cfg: dict, k: int) -> LDAConfig:
     lda = cfg["lda"]
     return LDAConfig(n_topics=int(k), alpha=lda.get("alpha"), eta=float(lda["eta"]))
-
-
-def choose_k(
-    cfg: dict, shared: list[np.ndarray], held_out: list[np.ndarray], v: int, progress: bool
-) -> tuple[pd.DataFrame, dict[int, GibbsLDA]]:
-    """M_S for every K of ``lda.k_grid``, scored by document completion on held-out documents;
-    the scores and the models (by K)."""
-    rows, models = [], {}
-    for k in cfg["lda"]["k_grid"]:
-        models[int(k)] = train_shared(shared, _lda(cfg, k), v, int(cfg["shared"]["iterations"]), int(cfg["seed"]))
-        ppl = completion_perplexity(models[int(k)].topic_word(), held_out, _lda(cfg, k))
-        rows.append({"k": int(k), "heldout_perplexity": ppl})
-        if progress:
-            print(f"[topics] K={k}: held-out perplexity {ppl:.1f}", flush=True)
-    return pd.DataFrame(rows), models
 
 
 def _curves(cfg, shared_counts, user, config, seeds) -> pd.DataFrame:
@@ -153,18 +175,19 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> dict:
 
     check_config(cfg)
     train, test = read_nips(cfg.get("data_path") or DEFAULT_NIPS)
-    writer = ResultsWriter(out_dir)
-    writer.config(cfg)
     vocab = Vocabulary.build(train, min_count=int(cfg["min_count"]))
     v = len(vocab)
     shared = vocab.encode(train)
-    n_user = int(cfg["protocol"]["user_docs"])
-    user_all = vocab.encode(test)
-    user, held_out = user_all[:n_user], user_all[n_user:]
+    user, held_out, user_source = user_documents(cfg, test, vocab)
+    writer = ResultsWriter(out_dir)
+    writer.config(cfg)
     seeds = [derived_seed(int(cfg["seed"]), s) for s in range(int(cfg["protocol"]["seeds"]))]
     t0 = time.perf_counter()
 
-    ks, models = choose_k(cfg, shared, held_out, v, progress)
+    ks, models = choose_k(
+        cfg["lda"]["k_grid"], shared, held_out, v, lambda k: _lda(cfg, k), int(cfg["shared"]["iterations"]),
+        int(cfg["seed"]), progress,
+    )  # fmt: skip
     best = int(ks.loc[ks["heldout_perplexity"].idxmin(), "k"])
     k = best if cfg["lda"].get("n_topics") is None else int(cfg["lda"]["n_topics"])
     config = _lda(cfg, k)
@@ -194,11 +217,11 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> dict:
 
     heldout = []
     iterations = int(cfg["protocol"]["iterations"])
-    for n in cfg["protocol"]["local_docs"]:
-        _, local, personal = local_and_personal(counts, user[: int(n)], config, iterations, seeds[0])
+    for n in sorted({min(int(n), len(user)) for n in cfg["protocol"]["local_docs"]}):  # a user's folder may hold fewer
+        _, local, personal = local_and_personal(counts, user[:n], config, iterations, seeds[0])
         heldout.append(
             {
-                "local_docs": int(n),
+                "local_docs": n,
                 "local_perplexity": completion_perplexity(local.topic_word(), held_out, config),
                 "personal_perplexity": completion_perplexity(personal.topic_word(), held_out, config),
             }
@@ -209,8 +232,9 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> dict:
     fed_cfg = cfg["federated"]
     n_devices = int(fed_cfg["users"])
     per_device = [shared[i::n_devices] for i in range(n_devices)]
+    secure = bool(fed_cfg["secure"])
     fed_counts, fed_history = train_federated_shared(
-        per_device, config, v, int(fed_cfg["num_rounds"]), int(fed_cfg["local_iterations"]), int(cfg["seed"])
+        per_device, config, v, int(fed_cfg["num_rounds"]), int(fed_cfg["local_iterations"]), int(cfg["seed"]), secure
     )
     c_fed, _, _ = local_and_personal(fed_counts, user, config, 10, seeds[0])
     pooled_it10 = float(curves.loc[(curves["seed"] == seeds[0]) & (curves["iteration"] == 10), "personal"].iloc[0])
@@ -222,7 +246,7 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> dict:
                 "personal_it10": pooled_it10,  # the same run as Fig. 4's first seed
             },
             {
-                "shared_model": f"federated ({n_devices} devices)",
+                "shared_model": f"federated ({n_devices} devices{', SecAgg+' if secure else ''})",
                 "heldout_perplexity": completion_perplexity(topic_word_of(fed_counts, config.eta), held_out, config),
                 "personal_it10": c_fed.personal[9],
             },
@@ -235,11 +259,20 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> dict:
     t_p = time.perf_counter()
     local_and_personal(counts, user, config, 10, seeds[0])
     personalise_sec = time.perf_counter() - t_p
-    cost_table = cost(cfg, user_all, config, v)
+    cost_table = cost(cfg, vocab.encode(test), config, v)
     writer.table("cost", cost_table)
+
+    wiki_summary = {}
+    if cfg["wikipedia"]["enabled"]:
+        wiki_ks, wiki = run_wikipedia(cfg, lambda k: _lda(cfg, k), progress)
+        writer.table("wikipedia_k_selection", wiki_ks)
+        writer.table("wikipedia", wiki)
+        writer.figure("fig6_wikipedia", wikipedia_figure(wiki, PAPER_FIG6))
+        wiki_summary = summarise_wikipedia(wiki)
 
     at = cost_table.set_index("docs")["sec_per_iteration"]
     summary = {
+        "user_documents": user_source,
         "k": k,
         "vocabulary": v,
         "local_ll_it1": float(mean.loc[1, "local"]),
@@ -257,6 +290,7 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> dict:
         "sec_per_iter_300docs": float(at.get(300, np.nan)),
         "personalise_sec_10_iterations": personalise_sec,
         "peak_rss_mb": max(rss0, _peak_rss_mb()),
+        **wiki_summary,
         "seeds": len(seeds),
         "seconds": time.perf_counter() - t0,
     }

@@ -1,10 +1,10 @@
-"""Figures of the topic-model study: the paper's Fig. 4 (its values drawn in) and Fig. 5, held-out perplexity."""
+"""Figures of the topic-model study: the paper's Figs. 4 and 6 (its values drawn in), Fig. 5, held-out perplexity."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from fedmood.plotstyle import PAPER_POINT, colour, figure, finish
+from fedmood.plotstyle import PAPER_LINE, PAPER_POINT, colour, figure, finish
 
 
 def curves_figure(curves: pd.DataFrame, paper: dict[str, dict[int, float]]):
@@ -50,4 +50,17 @@ def heldout_figure(heldout: pd.DataFrame):
         "perplexity on held-out documents (lower is better)",
         "Beyond in-sample likelihood",
     )
+    return fig
+
+
+def wikipedia_figure(table: pd.DataFrame, paper: dict[str, float]):
+    """Fig. 6: the personal model's gain at iteration 10 per Wikipedia category (mean ± sd over
+    seeds), with the paper's range of gains shaded and its average dotted."""
+    fig, ax = figure(width=7.5)
+    stats = table.groupby("category")["gain_pct"].agg(["mean", "std"]).sort_values("mean")
+    ax.barh(stats.index, stats["mean"], xerr=stats["std"].fillna(0.0), color=colour("personal"), alpha=0.8)
+    ax.axvspan(paper["gain_pct_min"], paper["gain_pct_max"], color="black", alpha=0.08, label="paper's range")
+    ax.axvline(paper["gain_pct_mean"], **PAPER_LINE, label="paper's average")
+    ax.tick_params(axis="y", labelsize=7)
+    finish(ax, "personal over local at iteration 10 (%)", "", "A user per Wikipedia category")
     return fig

@@ -12,9 +12,11 @@ scored) and reported as perplexity.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from fedmood.studies.topics.gibbs import GibbsLDA, LDAConfig
 
@@ -34,6 +36,29 @@ def train_shared(docs: list[np.ndarray], config: LDAConfig, vocab_size: int, ite
     for _ in range(iterations):
         model.sweep(rng)
     return model
+
+
+def choose_k(
+    k_grid: list[int],
+    shared: list[np.ndarray],
+    held_out: list[np.ndarray],
+    vocab_size: int,
+    lda_config: Callable[[int], LDAConfig],
+    iterations: int,
+    seed: int,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, dict[int, GibbsLDA]]:
+    """M_S for every K of ``k_grid`` (``lda_config(k)``), scored by document completion on
+    ``held_out`` documents; the scores (``k``, ``heldout_perplexity``) and the models by K."""
+    rows, models = [], {}
+    for k in k_grid:
+        config = lda_config(int(k))
+        models[int(k)] = train_shared(shared, config, vocab_size, iterations, seed)
+        ppl = completion_perplexity(models[int(k)].topic_word(), held_out, config)
+        rows.append({"k": int(k), "heldout_perplexity": ppl})
+        if progress:
+            print(f"[topics] K={k}: held-out perplexity {ppl:.1f}", flush=True)
+    return pd.DataFrame(rows), models
 
 
 def local_and_personal(

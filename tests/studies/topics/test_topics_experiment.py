@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fedmood.errors import InputError
-from fedmood.studies.topics.experiment import check_config, run
+from fedmood.studies.topics.corpus import Documents, Vocabulary
+from fedmood.studies.topics.experiment import check_config, run, user_documents
 
 
 def _corpus(folder, seed=0):
@@ -26,8 +27,10 @@ def _cfg(data, out):
         "shared": {"iterations": 30},  # seed 0 sticks in a local optimum (measured), seed 1 does not
         "protocol": {"seeds": 2, "iterations": 10, "user_docs": 20, "local_docs": [5, 20]},
         "fractions": [0.5, 1.0],
-        "federated": {"users": 2, "num_rounds": 3, "local_iterations": 2},
+        "federated": {"users": 2, "num_rounds": 3, "local_iterations": 2, "secure": False},
         "cost": {"docs": [10, 20]},
+        "wikipedia": {"enabled": False, "seeds": 1, "shared_docs": 1000, "heldout_docs": 500, "user_docs": 500,
+                      "min_user_docs": 200},
     }  # fmt: skip
 
 
@@ -50,5 +53,32 @@ def test_bad_values_are_refused_by_name_before_any_work(tmp_path):
     cfg["lda"] = dict(cfg["lda"], k_grid=[1])
     with pytest.raises(InputError) as err:
         check_config(cfg)
-    for key in ("protocol.iterations", "protocol.local_docs", "lda.k_grid", "data_path"):
+    cfg["user_path"] = str(tmp_path / "my-texts")
+    cfg["wikipedia"] = dict(cfg["wikipedia"], enabled="yes", min_user_docs=600)
+    cfg["federated"] = dict(cfg["federated"], secure=True)  # two devices
+    with pytest.raises(InputError) as err:
+        check_config(cfg)
+    for key in ("protocol.iterations", "protocol.local_docs", "lda.k_grid", "data_path", "user_path",
+                "wikipedia.enabled", "wikipedia.min_user_docs", "federated.secure"):  # fmt: skip
         assert key in str(err.value), key
+
+
+def test_a_users_own_folder_is_their_documents_every_fifth_held_out(tmp_path):
+    vocab = Vocabulary(["river", "stone", "cloud"])
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for i in range(10):
+        (folder / f"{i:02d}.txt").write_text(f"The river and the stone {i}; clouds. cloud {'river ' * i}")
+    user, held_out, source = user_documents({"user_path": str(folder)}, Documents([]), vocab)
+    assert (len(user), len(held_out), source) == (8, 2, str(folder))
+    assert list(held_out[0]) == [0, 1, 2] + [0] * 4  # document 04: "clouds" is not "cloud"
+    assert all(d.dtype == np.intc for d in user + held_out)
+
+
+def test_a_users_folder_without_the_shared_words_is_refused_naming_it(tmp_path):
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"{i}.txt").write_text("completely unrelated words" if i else "river")
+    with pytest.raises(InputError, match=r"texts: 1 of its 6 documents share words .* at least 5"):
+        user_documents({"user_path": str(folder)}, Documents([]), Vocabulary(["river"]))

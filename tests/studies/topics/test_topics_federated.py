@@ -36,3 +36,23 @@ def test_federated_lda_finds_the_topics_of_the_pooled_documents():
     pooled = [d for docs in users for d in docs]
     model = GibbsLDA(config, 18).start(pooled, rng, prior=counts)  # the pooled documents under the federated topics
     assert model.token_log2_likelihood() == pytest.approx(-math.log2(6), abs=0.2)
+
+
+@pytest.mark.flower
+def test_under_secagg_the_topics_are_the_same_to_the_count():
+    rng = np.random.default_rng(1)
+    topics = [np.arange(0, 6), np.arange(6, 12), np.arange(12, 18)]
+    users = [[rng.choice(topics[(u + d) % 3], 30).astype(np.intc) for d in range(4)] for u in range(3)]
+    config = LDAConfig(n_topics=3, alpha=0.1, eta=0.01)
+    plain, _ = train_federated_shared(users, config, 18, rounds=3, local_iterations=2, seed=5)
+    secure, history = train_federated_shared(users, config, 18, rounds=3, local_iterations=2, seed=5, secure=True)
+    assert secure.dtype == np.int64 and secure.tolist() == plain.tolist()
+    assert [r["round"] for r in history] == [1, 2, 3]
+
+
+def test_a_count_beyond_secaggs_grid_fails_by_name():
+    from fedmood.studies.topics.federated import SECURE_COUNTS
+    from strategies.secagg import SecAggRangeError, to_grid
+
+    with pytest.raises(SecAggRangeError, match="device 2's topic-word counts"):
+        to_grid(np.array([[2**21, 0]]), SECURE_COUNTS, "device 2's topic-word counts")
