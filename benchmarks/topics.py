@@ -39,7 +39,8 @@ def main() -> None:
             f"Wikipedia (Fig. 6; paper 3.22..4.53 %, average 3.85 %, 37.8 % iterations saved): K={s['wiki_k']}, "
             f"{s['wiki_categories']} categories, gain at iteration 10 {s['wiki_gain_pct_min']:.2f}..."
             f"{s['wiki_gain_pct_max']:.2f} %, average {s['wiki_gain_pct_mean']:.2f} %, "
-            f"iterations saved {s['wiki_iters_saved_pct']:.1f} %"
+            f"iterations saved {s['wiki_iters_saved_pct']:.1f} % (in the {s['wiki_reached_runs']} of "
+            f"{s['wiki_runs']} runs where the personal model reaches the local one's final likelihood)"
         )
     print(
         f"topics: k={s['k']} local_ll_it10={s['local_ll_it10']:.3f} personal_ll_it10={s['personal_ll_it10']:.3f} "

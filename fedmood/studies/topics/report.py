@@ -9,6 +9,7 @@ import pandas as pd
 
 from fedmood.reporting import Section, experiment_of, figures_in, markdown_table, read_config
 from fedmood.studies.topics.experiment import PAPER_FIG4
+from fedmood.studies.topics.wikipedia import PAPER_FIG6
 
 STUDY = "Personal topic models (Servia-Rodriguez et al.)"
 
@@ -46,4 +47,24 @@ def sections(folder: Path) -> list[Section]:
     body += "\n" + ", ".join(f"{k} = {summary[k]:.3f}" for k in shown if k in summary) + "\n"
     if (folder / "federated.csv").is_file():
         body += "\n" + markdown_table(pd.read_csv(folder / "federated.csv"), "{:.3f}")
-    return [Section(STUDY, "Local vs personal LDA on NIPS", folder, body, figures_in(folder), read_config(folder))]
+    out = [Section(STUDY, "Local vs personal LDA on NIPS", folder, body, figures_in(folder), read_config(folder))]
+    if (folder / "wikipedia.csv").is_file() and "wiki_runs" in summary:
+        out.append(Section(STUDY, "A user per Wikipedia category (Fig. 6)", folder, _wikipedia(folder, summary)))
+    return out
+
+
+def _wikipedia(folder: Path, summary: dict) -> str:
+    """Fig. 6's table: the gain at iteration 10 and the iterations saved per category, the paper's range."""
+    table = pd.read_csv(folder / "wikipedia.csv")
+    per = table.groupby("category").agg(
+        docs=("docs", "mean"), gain_pct=("gain_pct", "mean"), iters_saved_pct=("iters_saved_pct", "mean")
+    )
+    s, paper = summary, PAPER_FIG6
+    body = (
+        f"K = {s['wiki_k']}; gain at iteration 10 per category (mean over seeds) "
+        f"{s['wiki_gain_pct_min']:.2f}..{s['wiki_gain_pct_max']:.2f} %, average {s['wiki_gain_pct_mean']:.2f} % "
+        f"(paper {paper['gain_pct_min']}..{paper['gain_pct_max']} %, average {paper['gain_pct_mean']} %); "
+        f"iterations saved {s['wiki_iters_saved_pct']:.1f} % (paper {paper['iters_saved_pct']} %) in the "
+        f"{s['wiki_reached_runs']} of {s['wiki_runs']} runs that reach the local model's final likelihood.\n\n"
+    )
+    return body + markdown_table(per.reset_index(), "{:.2f}")

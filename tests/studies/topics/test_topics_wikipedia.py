@@ -44,3 +44,4 @@ def test_the_summary_averages_over_seeds_per_category_first():
     s = summarise(table)
     assert (s["wiki_gain_pct_mean"], s["wiki_gain_pct_min"], s["wiki_gain_pct_max"]) == (3.5, 2.0, 5.0)
     assert s["wiki_iters_saved_pct"] == pytest.approx(20.0)
+    assert (s["wiki_reached_runs"], s["wiki_runs"]) == (2, 3)
