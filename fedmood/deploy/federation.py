@@ -10,9 +10,11 @@
     <root>/results/               the runs' results folders
 
 and starts ``flower-superlink`` (TLS, ``--enable-supernode-auth``), registers every node's public
-key with ``flwr supernode register``, starts ``flower-supernode`` processes on 127.0.0.1 whose node
-config names their store, and starts runs of this project's ServerApp/ClientApp with
-``flwr run <project> <connection>``. Every process it starts it also stops (whole process trees).
+key with ``flwr supernode register``, starts SuperNode processes on 127.0.0.1 whose node config
+names their store (:mod:`fedmood.deploy.supernode`: Flower's SuperNode with a warm ClientApp; or
+Flower's ``flower-supernode`` itself with ``warm=False``), and starts runs of this project's
+ServerApp/ClientApp with ``flwr run <project> <connection>``. Every process it starts it also stops
+(whole process trees).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class LocalFederation:
     secure: bool = True  # TLS with the generated CA (False: --insecure, for comparison only)
     auth: bool = True  # SuperNode authentication: only registered public keys may connect
     port: int = 0  # SuperLink port (0: a free one)
+    warm: bool = True  # fedmood.deploy.supernode (a warm ClientApp, short waits); False: Flower's flower-supernode
     superlink: Component | None = None
     nodes: dict[int, Component] = field(default_factory=dict)
     runs: list[Component] = field(default_factory=list)
@@ -155,7 +158,8 @@ class LocalFederation:
         """The ``flower-supernode`` command of node ``i``."""
         store, key_file = node_store_paths(self.root / "nodes", i)
         config = f'store="{store}" store-key-file="{key_file}" {extra_config}'.strip()
-        cmd = [str(BIN / "flower-supernode"), "--superlink", self.address, "--port", str(self._node_ports[i])]
+        launcher = [sys.executable, "-m", "fedmood.deploy.supernode"] if self.warm else [str(BIN / "flower-supernode")]
+        cmd = [*launcher, "--superlink", self.address, "--port", str(self._node_ports[i])]
         cmd += ["--node-config", config, "--max-retries", "3", "--max-wait-time", "30"]
         cmd += ["--root-certificates", str(self.tls.ca_cert)] if self.secure else ["--insecure"]
         if self.auth:
@@ -166,7 +170,8 @@ class LocalFederation:
         """Start SuperNode ``i`` (again, after a crash) and wait until the SuperLink accepted it.
 
         The SuperLink refuses a node it still believes online; a killed node is believed online
-        until it misses its heartbeats (about 60 s), so a restart is retried until ``timeout``.
+        until it misses its heartbeats (up to 20 s warm, 60 s with Flower's SuperNode), so a restart
+        is retried until ``timeout``.
         """
         log = self.root / "logs" / f"supernode-{i}.log"
         end = time.monotonic() + timeout

@@ -1,8 +1,12 @@
-"""Talking to the nodes of a Flower grid: wait until they are connected, ask them all a question."""
+"""Talking to the nodes of a Flower grid: wait until they are connected, ask them all a question,
+and poll for their replies as often as the study asks (:func:`with_pull_interval`)."""
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Iterable
+from types import ModuleType
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
@@ -43,3 +47,89 @@ def query_all(
     else:
         replies = successful_replies(f"query {config.get('stage', '')}", 0, len(msgs), got, min_replies)
     return [r.content for r in replies]
+
+
+#: First and longest wait (s) before pulling again an object of a message that is not there yet
+#: (Flower 1.42: 1 s and 10 s, so a message whose objects arrive a moment late costs a second).
+OBJECT_PULL_BACKOFF = (0.02, 0.5)
+
+
+def shorten_object_pull_backoff(module: ModuleType, name: str) -> None:
+    """Make ``module.name`` (Flower's ``pull_objects`` or ``pull_and_inflate_object_from_tree``, as
+    that module imported it) retry a missing object after :data:`OBJECT_PULL_BACKOFF`."""
+    fn = getattr(module, name)
+    if not isinstance(fn, functools.partial):  # once
+        first, cap = OBJECT_PULL_BACKOFF
+        setattr(module, name, functools.partial(fn, initial_backoff=first, backoff_cap=cap))
+
+
+class ForwardingGrid(Grid):
+    """A ``Grid`` that hands every call to ``grid``; subclasses change what they need."""
+
+    def __init__(self, grid: Grid) -> None:
+        self._grid = grid
+
+    def __getattr__(self, name: str):
+        if name == "_grid":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self._grid, name)
+
+    def set_run(self, run) -> None:
+        self._grid.set_run(run)
+
+    @property
+    def run(self):
+        return self._grid.run
+
+    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None) -> Message:
+        return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self._grid.get_node_ids()
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self._grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self._grid.pull_messages(message_ids)
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        return self._grid.send_and_receive(messages, timeout=timeout)
+
+
+class PollingGrid(ForwardingGrid):
+    """``send_and_receive`` that polls for the replies every ``pull_interval`` seconds.
+
+    Flower 1.42's deployment grid (``flwr.superlink.grid.http_grid``) sleeps a fixed 3 s between
+    its polls, so every exchange with the nodes of a deployed federation took a multiple of 3 s.
+    """
+
+    def __init__(self, grid: Grid, pull_interval: float) -> None:
+        super().__init__(grid)
+        self.pull_interval = float(pull_interval)
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        waiting = set(self._grid.push_messages(messages))
+        end = None if timeout is None else time.monotonic() + timeout
+        replies: list[Message] = []
+        while waiting:
+            got = list(self._grid.pull_messages(waiting))
+            replies += got
+            waiting -= {m.metadata.reply_to_message_id for m in got}
+            if not waiting or (end is not None and time.monotonic() >= end):
+                break
+            time.sleep(self.pull_interval)
+        return replies
+
+
+def with_pull_interval(grid: Grid, interval: float) -> Grid:
+    """``grid``, polling for replies every ``interval`` seconds: the simulation's in-memory grid is
+    told so (its ``pull_interval``); any other (a deployment's) is wrapped in :class:`PollingGrid`,
+    and the deployment grid's pulls of a reply's objects retry after :data:`OBJECT_PULL_BACKOFF`."""
+    if hasattr(grid, "pull_interval"):
+        grid.pull_interval = interval
+        return grid
+    import flwr.superlink.grid.http_grid as http_grid
+
+    shorten_object_pull_backoff(http_grid, "pull_objects")
+    return PollingGrid(grid, interval)

@@ -37,10 +37,13 @@ def simulate(
 
 
 class OneLineClientErrors(logging.Filter):
-    """Shorten Flower's log of a failed ClientApp (a Ray traceback, ~60 lines) to its message."""
+    """Shorten Flower's log of a failed ClientApp (a Ray traceback, ~60 lines) to its message, and
+    drop Flower 1.42's deprecation notice of ``run_simulation`` (README: why it is still used)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
+        if "The `run_simulation` function is deprecated" in text:
+            return False
         if "Traceback (most recent call last)" in text:
             found = re.findall(r"Message: (.+)", text)
             lines = [ln.strip() for ln in text.splitlines() if ln.strip()]

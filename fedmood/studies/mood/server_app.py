@@ -42,7 +42,7 @@ from fedmood.federated.checkpoint import (
     new_run_key,
     save_checkpoint,
 )
-from fedmood.federated.grid import query_all, wait_for_nodes
+from fedmood.federated.grid import query_all, wait_for_nodes, with_pull_interval
 from fedmood.keys import CLIENT_SECONDS, FIT_SECONDS, RUN_KEY, TRAIN_MSE, VAL_N, VAL_SSE
 from fedmood.privacy.central import PrivacyLedger
 from fedmood.privacy.settings import PrivacySettings
@@ -360,8 +360,6 @@ def seed_sampling(privacy: PrivacySettings, seed: int) -> None:
 def run_federated(grid: Grid, cfg: dict, context: Context | None = None) -> FederatedRun:
     """The whole federated job on ``grid`` (clustering, then FedAvg training, private if configured)."""
     fed = FederationSettings.of(cfg)
-    if hasattr(grid, "pull_interval"):  # simulation's in-memory grid polls for replies
-        grid.pull_interval = fed.grid_pull_interval
     privacy = PrivacySettings.from_cfg(cfg)
     seed_sampling(privacy, int(cfg["seed"]))
     n_users, n_items = federation_shape(cfg)
@@ -528,6 +526,7 @@ def build_server_app(
     @app.main()
     def _main(grid: Grid, context: Context) -> None:
         cfg = cfg_fn(context)
+        grid = with_pull_interval(grid, FederationSettings.of(cfg).grid_pull_interval)
         on_done(run_federated(wrap_grid(grid) if wrap_grid else grid, cfg, context), cfg)
 
     return app

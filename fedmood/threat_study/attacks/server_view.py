@@ -19,6 +19,7 @@ import numpy as np
 from flwr.app import Context, Message
 from flwr.serverapp import Grid
 
+from fedmood.federated.grid import ForwardingGrid
 from fedmood.studies.mood.model import GLOBAL_KEYS
 
 Model = list[np.ndarray]  # the shared item parameters, in GLOBAL_KEYS order
@@ -76,15 +77,13 @@ def _model(msg: Message) -> Model | None:
     return None
 
 
-class RecordingGrid(Grid):
+class RecordingGrid(ForwardingGrid):
     """A ``Grid`` that forwards everything to ``grid`` and records the training rounds in ``view``."""
 
     def __init__(self, grid: Grid, view: ServerView, keep_exchanges: bool = False) -> None:
         """``keep_exchanges``: also keep every message and reply as they are (e.g. federated MetaMF's)."""
-        self._grid, self.view, self.keep_exchanges = grid, view, keep_exchanges
-
-    def __getattr__(self, name: str):
-        return getattr(self._grid, name)
+        super().__init__(grid)
+        self.view, self.keep_exchanges = view, keep_exchanges
 
     @property
     def pull_interval(self) -> float:
@@ -93,25 +92,6 @@ class RecordingGrid(Grid):
     @pull_interval.setter
     def pull_interval(self, value: float) -> None:
         self._grid.pull_interval = value
-
-    def set_run(self, run) -> None:
-        self._grid.set_run(run)
-
-    @property
-    def run(self):
-        return self._grid.run
-
-    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None) -> Message:
-        return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
-
-    def get_node_ids(self) -> Iterable[int]:
-        return self._grid.get_node_ids()
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        return self._grid.push_messages(messages)
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return self._grid.pull_messages(message_ids)
 
     def record_exact_sum(self, rnd: int, arrays: list[np.ndarray]) -> None:
         """Called by a strategy that adds noise to what it unmasked: the server's exact knowledge."""
