@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint report bench bench-privacy bench-inputs bench-data sweep-privacy sweep-attacks deploy clean
+.PHONY: run test test-slow lint report bench bench-privacy bench-inputs bench-data bench-deploy sweep-privacy sweep-attacks deploy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench: $(STAMP)
 
 bench-privacy: $(STAMP)   # attacks on every privacy mechanism, the audits, MetaMF (12 min on 2 cores)
 	$(PY) benchmarks/privacy_attacks.py
+
+bench-deploy: $(STAMP)   # a deployed round (10 SuperNodes, TLS + node auth) against a simulated one (15 min on 2 cores)
+	$(PY) benchmarks/deploy.py --also-flower
 
 bench-inputs: $(STAMP)   # every bad input against every entry point, as a user would (7 min on 2 cores)
 	$(PY) benchmarks/bad_inputs.py
