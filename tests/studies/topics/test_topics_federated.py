@@ -24,12 +24,19 @@ def test_the_server_adds_the_devices_counts_exactly():
     assert metrics["tokens"] == float(counts[0].sum() + counts[1].sum())
 
 
+CONFIG = LDAConfig(n_topics=3, alpha=0.1, eta=0.01)
+
+
+def _three_users(rng: np.random.Generator, docs: int, length: int) -> list[list[np.ndarray]]:
+    """Three devices' documents, each document on one of three topics of six words."""
+    topics = [np.arange(0, 6), np.arange(6, 12), np.arange(12, 18)]
+    return [[rng.choice(topics[(u + d) % 3], length).astype(np.intc) for d in range(docs)] for u in range(3)]
+
+
 @pytest.mark.flower
 def test_federated_lda_finds_the_topics_of_the_pooled_documents():
     rng = np.random.default_rng(0)
-    topics = [np.arange(0, 6), np.arange(6, 12), np.arange(12, 18)]
-    users = [[rng.choice(topics[(u + d) % 3], 40).astype(np.intc) for d in range(6)] for u in range(3)]
-    config = LDAConfig(n_topics=3, alpha=0.1, eta=0.01)
+    users, config = _three_users(rng, 6, 40), CONFIG
     counts, history = train_federated_shared(users, config, 18, rounds=4, local_iterations=3, seed=0)
     n_tokens = sum(len(d) for docs in users for d in docs)
     assert counts.sum() == n_tokens and len(history) == 4  # every token counted once, in every round
@@ -40,10 +47,7 @@ def test_federated_lda_finds_the_topics_of_the_pooled_documents():
 
 @pytest.mark.flower
 def test_under_secagg_the_topics_are_the_same_to_the_count():
-    rng = np.random.default_rng(1)
-    topics = [np.arange(0, 6), np.arange(6, 12), np.arange(12, 18)]
-    users = [[rng.choice(topics[(u + d) % 3], 30).astype(np.intc) for d in range(4)] for u in range(3)]
-    config = LDAConfig(n_topics=3, alpha=0.1, eta=0.01)
+    users, config = _three_users(np.random.default_rng(1), 4, 30), CONFIG
     plain, _ = train_federated_shared(users, config, 18, rounds=3, local_iterations=2, seed=5)
     secure, history = train_federated_shared(users, config, 18, rounds=3, local_iterations=2, seed=5, secure=True)
     assert secure.dtype == np.int64 and secure.tolist() == plain.tolist()
