@@ -88,6 +88,22 @@ def test_refresh_recuts_fragments_from_the_stored_raw_logs(small_cfg, stores):
     np.testing.assert_array_equal(after.fragments, before.fragments[24:])
 
 
+def test_a_long_lived_clientapp_sees_the_refreshed_fragments(small_cfg, stores):
+    from fedmood.studies.mood.data.device_store import node_store_paths
+    from fedmood.studies.mood.device import device_data, node_context
+
+    store_dir, key_file = node_store_paths(stores, 0)
+    context = node_context(0, 3)
+    context.node_config.update({"store": str(store_dir), "store-key-file": str(key_file)})
+    before = device_data(small_cfg, context)
+    assert device_data(small_cfg, context) is before  # cached while the store is unchanged
+    store = node_store(stores, 0)
+    docs = store.get_json("logs")
+    store.put_json("logs", {k: v for k, v in docs.items() if k != sorted(docs)[0]})
+    refresh_fragments(store)  # the device's logger re-cut its rows between two runs
+    assert len(device_data(small_cfg, context).ratings) == len(before.ratings) - 24
+
+
 def test_user_state_is_kept_per_run_and_round_and_pruned(stores):
     store = node_store(stores, 0)
     arrays = {"user_factors.weight": np.ones((1, 3), np.float32)}

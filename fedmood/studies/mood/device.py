@@ -81,8 +81,14 @@ def _open_store(root: str, key_file: str) -> EncryptedStore:
 
 
 @lru_cache(maxsize=8192)
-def _cached_store_data(store: EncryptedStore, val_frac: float, seed: int) -> LocalData:
+def _cached_store_data(store: EncryptedStore, val_frac: float, seed: int, version: tuple) -> LocalData:
     return device_data_from_store(store, val_frac, seed)
+
+
+def _store_version(store: EncryptedStore) -> tuple:
+    """When the device's rows were last written (a long-lived ClientApp must see refreshed fragments)."""
+    names = ("meta", "fragments", "labels")
+    return tuple(store.path(name).stat().st_mtime_ns if name in store else 0 for name in names)
 
 
 def device_store(cfg: dict, context: Context) -> EncryptedStore | None:
@@ -105,11 +111,12 @@ def device_store(cfg: dict, context: Context) -> EncryptedStore | None:
 def device_data(cfg: dict, context: Context) -> LocalData:
     """This node's data: from its encrypted store, or else its user's rows of the configured data.
 
-    Cached per process (a simulation actor serves many nodes).
+    Cached per process (a simulation actor serves many nodes; a warm SuperNode's ClientApp serves
+    many runs): a store's rows are read again once its fragments were rewritten.
     """
     store = device_store(cfg, context)
     if store is not None:
-        return _cached_store_data(store, float(cfg["data"]["val_frac"]), int(cfg["seed"]))
+        return _cached_store_data(store, float(cfg["data"]["val_frac"]), int(cfg["seed"]), _store_version(store))
     user = int(context.node_config["partition-id"])
     return _cached_local_data(json.dumps(cfg["data"], sort_keys=True), user, int(cfg["seed"]))
 
