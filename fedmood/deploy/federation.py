@@ -155,7 +155,7 @@ class LocalFederation:
         return proc.stdout
 
     def node_command(self, i: int, extra_config: str = "") -> list[str]:
-        """The ``flower-supernode`` command of node ``i``."""
+        """The SuperNode command of node ``i`` (:mod:`fedmood.deploy.supernode`, or Flower's own unless ``warm``)."""
         store, key_file = node_store_paths(self.root / "nodes", i)
         config = f'store="{store}" store-key-file="{key_file}" {extra_config}'.strip()
         launcher = [sys.executable, "-m", "fedmood.deploy.supernode"] if self.warm else [str(BIN / "flower-supernode")]

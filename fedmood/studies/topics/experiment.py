@@ -34,7 +34,7 @@ import pandas as pd
 from fedmood.errors import InputError, Problems, require_number
 from fedmood.results import ResultsWriter
 from fedmood.seeding import derived_seed
-from fedmood.studies.topics.corpus import DEFAULT_NIPS, Documents, Vocabulary, read_nips, read_text_folder
+from fedmood.studies.topics.corpus import DEFAULT_NIPS, Vocabulary, read_nips, read_text_folder
 from fedmood.studies.topics.figures import curves_figure, fractions_figure, heldout_figure, wikipedia_figure
 from fedmood.studies.topics.gibbs import GibbsLDA, LDAConfig, topic_word_of
 from fedmood.studies.topics.protocol import (
@@ -105,17 +105,19 @@ def check_config(cfg: dict) -> None:
     p.raise_if_any()
 
 
-def user_documents(cfg: dict, test: Documents, vocab: Vocabulary) -> tuple[list[np.ndarray], list[np.ndarray], str]:
+def user_documents(
+    cfg: dict, test: list[np.ndarray], test_source: str, vocab: Vocabulary
+) -> tuple[list[np.ndarray], list[np.ndarray], str]:
     """The user's documents on the device and their held-out ones, as M_S's word indices; and their source.
 
-    NIPS (no ``user_path``): the first ``protocol.user_docs`` of ``nips.test``, the rest held out. A
+    NIPS (no ``user_path``): the first ``protocol.user_docs`` of ``nips.test`` (``test``, encoded
+    with M_S's dictionary, from ``test_source``), the rest held out. A
     user's own folder of ``.txt`` files: every fifth document held out, the others on the device;
     refused unless both sets keep words of M_S's dictionary.
     """
     if not cfg.get("user_path"):
         n_user = int(cfg["protocol"]["user_docs"])
-        docs = vocab.encode(test)
-        return docs[:n_user], docs[n_user:], test.source
+        return test[:n_user], test[n_user:], test_source
     own = read_text_folder(cfg["user_path"])
     docs = [d for d in vocab.encode(own) if len(d)]
     user, held_out = [d for i, d in enumerate(docs) if i % 5 != 4], docs[4::5]
@@ -178,17 +180,17 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> dict:
     vocab = Vocabulary.build(train, min_count=int(cfg["min_count"]))
     v = len(vocab)
     shared = vocab.encode(train)
-    user, held_out, user_source = user_documents(cfg, test, vocab)
+    test_docs = vocab.encode(test)  # the user's (unless user_path) and the cost measurement's documents
+    user, held_out, user_source = user_documents(cfg, test_docs, test.source, vocab)
     writer = ResultsWriter(out_dir)
     writer.config(cfg)
     seeds = [derived_seed(int(cfg["seed"]), s) for s in range(int(cfg["protocol"]["seeds"]))]
     t0 = time.perf_counter()
 
-    ks, models = choose_k(
+    ks, models, best = choose_k(
         cfg["lda"]["k_grid"], shared, held_out, v, lambda k: _lda(cfg, k), int(cfg["shared"]["iterations"]),
         int(cfg["seed"]), progress,
     )  # fmt: skip
-    best = int(ks.loc[ks["heldout_perplexity"].idxmin(), "k"])
     k = best if cfg["lda"].get("n_topics") is None else int(cfg["lda"]["n_topics"])
     config = _lda(cfg, k)
     writer.table("k_selection", ks)
@@ -259,7 +261,7 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> dict:
     t_p = time.perf_counter()
     local_and_personal(counts, user, config, 10, seeds[0])
     personalise_sec = time.perf_counter() - t_p
-    cost_table = cost(cfg, vocab.encode(test), config, v)
+    cost_table = cost(cfg, test_docs, config, v)
     writer.table("cost", cost_table)
 
     wiki_summary = {}

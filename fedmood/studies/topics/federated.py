@@ -79,8 +79,9 @@ def device_step(
 class _SecureDevice(NumPyClient):
     """A device under SecAgg+: its counts on SecAgg+'s grid, sent at weight ``max_weight`` (= 1)."""
 
-    def __init__(self, docs: list[np.ndarray], context: Context, device: int, spec: dict) -> None:
-        self.docs, self.device_context, self.device, self.spec = docs, context, device, spec
+    def __init__(self, user_docs: list[list[np.ndarray]], context: Context, spec: dict) -> None:
+        self.device = int(context.node_config["partition-id"])
+        self.docs, self.device_context, self.spec = user_docs[self.device], context, spec
 
     def fit(self, parameters: list[np.ndarray], config: dict):
         counts = device_step(
@@ -95,12 +96,7 @@ def client_app(
     """The devices' ClientApp: device ``i`` holds ``user_docs[i]`` (its documents as word indices)."""
     spec = {"config": config, "vocab_size": vocab_size, "iterations": iterations, "seed": seed}
     if secure:
-        return ClientApp(
-            client_fn=lambda ctx: _SecureDevice(
-                user_docs[int(ctx.node_config["partition-id"])], ctx, int(ctx.node_config["partition-id"]), spec
-            ).to_client(),
-            mods=[secaggplus_mod],
-        )
+        return ClientApp(client_fn=lambda ctx: _SecureDevice(user_docs, ctx, spec).to_client(), mods=[secaggplus_mod])
     app = ClientApp()
 
     @app.train()

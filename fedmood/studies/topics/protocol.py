@@ -47,9 +47,10 @@ def choose_k(
     iterations: int,
     seed: int,
     progress: bool = False,
-) -> tuple[pd.DataFrame, dict[int, GibbsLDA]]:
+) -> tuple[pd.DataFrame, dict[int, GibbsLDA], int]:
     """M_S for every K of ``k_grid`` (``lda_config(k)``), scored by document completion on
-    ``held_out`` documents; the scores (``k``, ``heldout_perplexity``) and the models by K."""
+    ``held_out`` documents; the scores (``k``, ``heldout_perplexity``), the models by K, and the
+    K of the lowest perplexity."""
     rows, models = [], {}
     for k in k_grid:
         config = lda_config(int(k))
@@ -58,7 +59,8 @@ def choose_k(
         rows.append({"k": int(k), "heldout_perplexity": ppl})
         if progress:
             print(f"[topics] K={k}: held-out perplexity {ppl:.1f}", flush=True)
-    return pd.DataFrame(rows), models
+    table = pd.DataFrame(rows)
+    return table, models, int(table.loc[table["heldout_perplexity"].idxmin(), "k"])
 
 
 def local_and_personal(

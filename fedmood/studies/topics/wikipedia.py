@@ -78,17 +78,17 @@ def run_wikipedia(cfg: dict, lda_config, progress: bool = True) -> tuple[pd.Data
         shared = vocab.encode(docs.subset(shared_idx))
         if ks is None:  # K once, on the first split
             held = vocab.encode(docs.subset(held_idx))
-            ks, models = choose_k(
+            ks, models, k = choose_k(
                 cfg["lda"]["k_grid"], shared, held, len(vocab), lda_config, int(cfg["shared"]["iterations"]), seed,
                 progress,
             )  # fmt: skip
-            k = int(ks.loc[ks["heldout_perplexity"].idxmin(), "k"])
             m_s = models[k]
         else:
             m_s = train_shared(shared, lda_config(k), len(vocab), int(cfg["shared"]["iterations"]), seed)
+        counts, config = m_s.own_counts(), lda_config(k)
         for category, idx in users.items():
             user = [d for d in vocab.encode(docs.subset(idx)) if len(d)]
-            curves, _, _ = local_and_personal(m_s.own_counts(), user, lda_config(k), iterations, seed)
+            curves, _, _ = local_and_personal(counts, user, config, iterations, seed)
             rows.append(
                 {
                     "seed": s,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fedmood.errors import InputError
-from fedmood.studies.topics.corpus import Documents, Vocabulary
+from fedmood.studies.topics.corpus import Vocabulary
 from fedmood.studies.topics.experiment import check_config, run, user_documents
 
 
@@ -69,7 +69,7 @@ def test_a_users_own_folder_is_their_documents_every_fifth_held_out(tmp_path):
     folder.mkdir()
     for i in range(10):
         (folder / f"{i:02d}.txt").write_text(f"The river and the stone {i}; clouds. cloud {'river ' * i}")
-    user, held_out, source = user_documents({"user_path": str(folder)}, Documents([]), vocab)
+    user, held_out, source = user_documents({"user_path": str(folder)}, [], "", vocab)
     assert (len(user), len(held_out), source) == (8, 2, str(folder))
     assert list(held_out[0]) == [0, 1, 2] + [0] * 4  # document 04: "clouds" is not "cloud"
     assert all(d.dtype == np.intc for d in user + held_out)
@@ -81,4 +81,4 @@ def test_a_users_folder_without_the_shared_words_is_refused_naming_it(tmp_path):
     for i in range(6):
         (folder / f"{i}.txt").write_text("completely unrelated words" if i else "river")
     with pytest.raises(InputError, match=r"texts: 1 of its 6 documents share words .* at least 5"):
-        user_documents({"user_path": str(folder)}, Documents([]), Vocabulary(["river"]))
+        user_documents({"user_path": str(folder)}, [], "", Vocabulary(["river"]))
