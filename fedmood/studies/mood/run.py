@@ -65,10 +65,14 @@ def run_federated_simulation(
         out: dict[str, FederatedRun] = {}
         server = build_server_app(lambda _ctx: cfg, lambda run, _cfg: out.setdefault("run", run), wrap_grid)
         client = build_client_app(lambda _ctx: cfg, client_mods)
-        simulate(server, client, n_users, fed.client_num_cpus, fed.backend_num_cpus)
+        placement = simulate(server, client, n_users, fed.client_num_cpus, fed.backend_num_cpus, fed.ray_address)
         if "run" not in out:
             raise RuntimeError("the federated run ended without a result (see the Flower log above)")
         run = out["run"]
+        run.ray_nodes = placement
+        if placement:
+            shown = ", ".join(f"{node[:8]}: {n}" for node, n in sorted(placement.items()))
+            print(f"[federated] ClientApp actors on {len(placement)} Ray node(s) of {fed.ray_address} ({shown})")
         reports = read_reports(folder)
         if protected:
             apply_device_reports(run, reports)

@@ -75,6 +75,7 @@ class FederatedRun:
     quality: pd.DataFrame = field(default_factory=pd.DataFrame)  # simulation: the suggestions measured
     privacy: dict = field(default_factory=dict)  # mechanism, noise, epsilon, delta, ...
     resumed_from: int = 0  # the checkpoint round this run continued from (0: started fresh)
+    ray_nodes: dict[str, int] = field(default_factory=dict)  # simulation on a Ray cluster: ClientApp actors per node
 
 
 #: ``collect(config)``: the sums over the nodes of each statistic a clustering stage asks for.

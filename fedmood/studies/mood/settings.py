@@ -21,7 +21,8 @@ class FederationSettings:
     strict: bool = True  # any client failure fails the run
     min_replies: int | None = None  # with strict off: a round goes on with at least this many replies
     client_num_cpus: float = 1.0
-    backend_num_cpus: int = 2
+    backend_num_cpus: int = 2  # the local Ray's CPUs (not used on a cluster: ray_address)
+    ray_address: str | None = None  # host:port of a running Ray head: simulate on that cluster
     grid_pull_interval: float = 0.01
     round_timeout: float = 600.0
     wait_for_nodes: float | None = None  # None: round_timeout

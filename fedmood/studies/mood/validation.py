@@ -14,6 +14,7 @@ from dataclasses import fields
 
 from fedmood.data.ratings import check_rating_range, check_rows_per_user, read_ratings_table
 from fedmood.errors import InputError, Problems, require_number, require_path, require_range
+from fedmood.federated.ray_cluster import address_problem
 from fedmood.privacy.settings import PrivacySettings
 from fedmood.studies.mood.data.activities import KINDS
 from fedmood.studies.mood.data.logs import check_logs_folder
@@ -94,6 +95,8 @@ def _check_federation(cfg: dict, p: Problems) -> None:
     require_number(p, "federation.round_timeout", f.get("round_timeout", 1), low=0, low_open=True)
     require_number(p, "federation.client_num_cpus", f.get("client_num_cpus", 1), low=0, low_open=True)
     require_number(p, "federation.backend_num_cpus", f.get("backend_num_cpus", 1), low=1, integer=True)
+    if f.get("ray_address") is not None and (why := address_problem(f["ray_address"])):
+        p.config("federation.ray_address", why)
     if f.get("resume") and _missing(f.get("checkpoint")):
         p.config("federation.resume", "resume=true needs federation.checkpoint (the file to resume from)")
 
