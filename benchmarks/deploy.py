@@ -11,8 +11,12 @@ On the same generated day logs (``--nodes`` users) and the same configuration, i
   with Flower's own ``flower-supernode`` (a ClientApp process per message), for comparison;
 * seconds per round: the mean of the rounds' wall times (``rounds_federated.csv``) over rounds
   2 .. R-1 (round 1 has the clustering and the start-up, the last the final evaluation);
-* **kill detection**: after the deployed run, one SuperNode is SIGKILLed and the SuperLink is asked
-  (``flwr supernode list``) every 0.5 s until it reports that node offline.
+* **kill detection**: a second deployed run; one SuperNode is SIGKILLed in round 2, right after it
+  received its training message (the fault mod holds it there), and the run's streamed log is read
+  every 0.1 s until the ServerApp reports it presumed down (``federation.phase_timeout``: silent
+  that long after the other nodes' latest reply; the figure includes the log's streaming delay).
+  The SuperLink is also asked (``flwr supernode list``) every 0.5 s until it lists the node
+  offline (Flower's own detection: two missed heartbeats of at least 10 s).
 
 Prints the details, then one summary line last:
 
@@ -57,25 +61,38 @@ def deployed(fed: LocalFederation, rounds: int) -> list[float]:
     if run.process.returncode != 0:
         raise RuntimeError(f"the deployed run failed:\n{run.text()[-3000:]}")
     folder = sorted((fed.root / "results").iterdir())[-1]
-    return [float(s) for s in pd.read_csv(folder / "rounds_federated.csv")["seconds"]]
+    rounds = pd.read_csv(folder / "rounds_federated.csv")
+    if (rounds["clients"] < fed.n_nodes).any():  # a node presumed down would make the rounds cheaper
+        raise RuntimeError(f"a round went on without some node: clients {list(rounds['clients'])}")
+    return [float(s) for s in rounds["seconds"]]
 
 
-def _online(fed: LocalFederation) -> dict[int, str]:
+def _online(fed: LocalFederation) -> set[int]:
     nodes = json.loads(fed.flwr(["supernode", "list", CONNECTION, "--format", "json"])).get("nodes", [])
-    return {int(n["node-id"]): str(n.get("status", "")) for n in nodes}
+    return {int(n["node-id"]) for n in nodes if str(n.get("status", "")) == "online"}
 
 
-def kill_detection(fed: LocalFederation, victim: int, timeout: float = 120.0) -> float:
-    """Seconds from SIGKILL of SuperNode ``victim`` until the SuperLink lists it as no longer online."""
-    before = {k for k, v in _online(fed).items() if v == "online"}
+def kill_detection(fed: LocalFederation, victim: int, marker: Path, timeout: float = 120.0) -> tuple[float, float]:
+    """Seconds from SIGKILL of SuperNode ``victim`` in round 2 of a run until the ServerApp presumes it
+    down, and until the SuperLink lists it offline."""
+    marker.unlink()  # arms the victim's fault point (round 2)
+    run = fed.run_app(4, [*COMMON, "training.epochs=4"])
+    while not marker.exists():
+        if not run.alive:
+            raise RuntimeError(f"the run ended before the fault round:\n{run.text()[-3000:]}")
+        time.sleep(0.05)
+    before = _online(fed)
     fed.kill_node(victim)
     t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        now = {k for k, v in _online(fed).items() if v == "online"}
-        if len(now) < len(before):
-            return time.monotonic() - t0
-        time.sleep(0.5)
-    return float("nan")
+    server = superlink = float("nan")
+    while time.monotonic() - t0 < timeout and (np.isnan(server) or np.isnan(superlink)):
+        if np.isnan(server) and "presumed down (federation.phase_timeout)" in run.text():
+            server = time.monotonic() - t0
+        if np.isnan(superlink) and len(_online(fed)) < len(before):
+            superlink = time.monotonic() - t0
+        time.sleep(0.1)
+    run.process.wait(timeout=600)
+    return server, superlink
 
 
 def main() -> None:
@@ -94,15 +111,21 @@ def main() -> None:
         for warm in (True, False) if args.also_flower else (True,):
             name = "warm" if warm else "flower"
             fed = LocalFederation(tmp / f"fed-{name}", args.nodes, warm=warm)
+            marker, victim = tmp / f"fault-{name}", args.nodes - 1
+            marker.write_text("disarmed\n")  # the fault point fires only once the marker is gone
             try:
                 t0 = time.monotonic()
-                fed.start(logs)
+                fed.start(logs, node_config={victim: f'fault-marker="{marker}" fault-round=2'})
                 print(f"{name}: federation of {args.nodes} nodes up in {time.monotonic() - t0:.1f} s", flush=True)
                 timings[name] = deployed(fed, args.rounds)
                 print(f"{name} deployed rounds (s): {[round(s, 2) for s in timings[name]]}", flush=True)
                 if warm:
-                    kill_sec = kill_detection(fed, args.nodes - 1)
-                    print(f"{name}: killed node reported offline after {kill_sec:.1f} s", flush=True)
+                    kill_sec, superlink_sec = kill_detection(fed, victim, marker)
+                    print(
+                        f"{name}: killed node presumed down by the ServerApp after {kill_sec:.1f} s, "
+                        f"listed offline by the SuperLink after {superlink_sec:.1f} s",
+                        flush=True,
+                    )
             finally:
                 fed.stop()
     a, b = _mean_round(timings["warm"]), _mean_round(sim)

@@ -4,7 +4,8 @@
 
 * ``secagg_round_ratio``: mean wall time of a SecAgg+ round over a plain FedAvg round of the
   federated mood recommender, both in the Flower simulation with ``--secagg-clients`` users
-  (rounds 2 .. R-1: the first has the actors' start-up, the last the final evaluation);
+  (rounds 2 .. R-1: the first has the actors' start-up, the last the final evaluation); the
+  SecAgg+ round's four stages are timed too (``rounds_federated.csv``: ``secagg_<stage>_seconds``);
 * ``dpsgd_step_ratio``: time of a local epoch (the training loop, ``fit-seconds``) with Opacus
   DP-SGD over the plain one, on every default user's device, same data, batch size and
   schedule, measured in this process over ``--dpsgd-rounds`` rounds each, interleaved;
@@ -35,6 +36,14 @@ def _round_seconds(run) -> float:
     secs = [r["seconds"] for r in run.rounds]
     middle = secs[1:-1] or secs
     return float(np.mean(middle))
+
+
+def _stage_seconds(run) -> dict[str, float]:
+    """Mean seconds of each SecAgg+ stage over the same rounds as :func:`_round_seconds`."""
+    rows = run.rounds[1:-1] or run.rounds
+    prefix, suffix = "secagg_", "_seconds"
+    names = [k for k in rows[0] if k.startswith(prefix) and k.endswith(suffix)]
+    return {k[len(prefix) : -len(suffix)]: float(np.mean([r[k] for r in rows])) for k in names}
 
 
 def _federated(overrides: list[str]):
@@ -96,6 +105,12 @@ def main() -> None:
     plain = _federated(size)
     secure = _federated([*size, "privacy=secagg"])
     t_fedavg, t_secagg = _round_seconds(plain), _round_seconds(secure)
+    stages = _stage_seconds(secure)
+    print(
+        "SecAgg+ stages (mean s per round): " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items())
+        + f"; the rest of the round {t_secagg - sum(stages.values()):.3f}",
+        flush=True,
+    )
     print(
         f"{args.secagg_clients} clients: FedAvg round {t_fedavg:.3f} s, SecAgg+ round {t_secagg:.3f} s "
         f"(num_shares=7, threshold=4), same aggregate: "

@@ -14,6 +14,7 @@ sum. The federated k-modes counts and the distributed-DP noise shares use it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -56,8 +57,13 @@ def _count(value: float) -> int | float:
     return int(value) if float(value).is_integer() and value > 1 else float(value)
 
 
+#: SecAgg+'s four stages, in order (Flower's ``Stage`` names).
+STAGES = ("setup", "share_keys", "collect_masked_vectors", "unmask")
+
+
 class ReportingSecAggPlusWorkflow(SecAggPlusWorkflow):
-    """Flower's SecAgg+ workflow that keeps the failures of its last round (:attr:`failures`).
+    """Flower's SecAgg+ workflow that keeps the failures of its last round (:attr:`failures`) and
+    the wall time of every stage of every round (:attr:`stage_seconds`, in :data:`STAGES` order).
 
     Flower's workflow logs a halted round and returns; the clients' errors that halted it stay in
     its per-round state. They are kept here so that the run can fail with the clients' own reason.
@@ -65,9 +71,29 @@ class ReportingSecAggPlusWorkflow(SecAggPlusWorkflow):
 
     failures: list[Exception]
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stage_seconds: dict[str, list[float]] = {stage: [] for stage in STAGES}
+
+    def _timed(self, stage: str, run, grid, context, state) -> bool:
+        t0 = time.perf_counter()
+        try:
+            return run(grid, context, state)
+        finally:
+            self.stage_seconds[stage].append(time.perf_counter() - t0)
+
     def setup_stage(self, grid, context, state) -> bool:
         self.failures = state.failures  # the round's list: later stages append to it
-        return super().setup_stage(grid, context, state)
+        return self._timed("setup", super().setup_stage, grid, context, state)
+
+    def share_keys_stage(self, grid, context, state) -> bool:
+        return self._timed("share_keys", super().share_keys_stage, grid, context, state)
+
+    def collect_masked_vectors_stage(self, grid, context, state) -> bool:
+        return self._timed("collect_masked_vectors", super().collect_masked_vectors_stage, grid, context, state)
+
+    def unmask_stage(self, grid, context, state) -> bool:
+        return self._timed("unmask", super().unmask_stage, grid, context, state)
 
     def halt_reason(self, otherwise: str) -> str:
         """Why the last round halted: the failed clients' errors, or ``otherwise`` if none was recorded."""

@@ -4,14 +4,17 @@ and poll for their replies as often as the study asks (:func:`with_pull_interval
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Iterable
 from types import ModuleType
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Error, Message, RecordDict
 from flwr.serverapp import Grid
 
 from strategies.strict import check_replies, successful_replies
+
+log = logging.getLogger("fedmood")
 
 
 def wait_for_nodes(grid: Grid, n: int, timeout: float) -> list[int]:
@@ -97,39 +100,78 @@ class ForwardingGrid(Grid):
         return self._grid.send_and_receive(messages, timeout=timeout)
 
 
+#: Error code of the reply fedmood writes for a node presumed down (Flower's own codes are small integers).
+PRESUMED_DOWN = 9001
+
+
 class PollingGrid(ForwardingGrid):
-    """``send_and_receive`` that polls for the replies every ``pull_interval`` seconds.
+    """``send_and_receive`` that polls for the replies every ``pull_interval`` seconds and, given a
+    ``phase_timeout``, does not wait for a node that has gone silent.
 
     Flower 1.42's deployment grid (``flwr.superlink.grid.http_grid``) sleeps a fixed 3 s between
     its polls, so every exchange with the nodes of a deployed federation took a multiple of 3 s.
+
+    **Silent nodes.** Each call is one phase of a round (training, evaluation, a clustering stage, a
+    SecAgg+ stage): the same message to many nodes. Once some node has replied, the others have
+    ``phase_timeout`` seconds from the latest reply to follow; a node still silent then is presumed
+    down: the call returns an error reply for it (code :data:`PRESUMED_DOWN`, its reason naming the
+    setting), so the strategies treat it as a failed client (a strict run fails naming it, otherwise
+    the round goes on without it). Before anyone has replied nothing is presumed (every node may
+    still be computing, or loading its app). The SuperLink itself notices a killed node only after
+    two missed heartbeats (20 s at Flower's shortest interval); until then later phases send to it
+    too and wait ``phase_timeout`` for it again, and a node that comes back simply replies.
     """
 
-    def __init__(self, grid: Grid, pull_interval: float) -> None:
+    def __init__(self, grid: Grid, pull_interval: float, phase_timeout: float | None = None) -> None:
         super().__init__(grid)
         self.pull_interval = float(pull_interval)
+        self.phase_timeout = None if phase_timeout is None else float(phase_timeout)
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        messages = list(messages)
         waiting = set(self._grid.push_messages(messages))
-        end = None if timeout is None else time.monotonic() + timeout
+        sent = {m.metadata.message_id: m for m in messages}  # the grid gave each its id when pushing it
+        now = time.monotonic()
+        end = None if timeout is None else now + timeout
         replies: list[Message] = []
+        last_reply = None
         while waiting:
             got = list(self._grid.pull_messages(waiting))
+            now = time.monotonic()
+            if got:
+                last_reply = now
             replies += got
             waiting -= {m.metadata.reply_to_message_id for m in got}
-            if not waiting or (end is not None and time.monotonic() >= end):
+            if not waiting or (end is not None and now >= end):
+                break
+            if self.phase_timeout is not None and last_reply is not None and now - last_reply >= self.phase_timeout:
+                replies += [self._presumed_down(sent[m]) for m in sorted(waiting) if m in sent]
                 break
             time.sleep(self.pull_interval)
         return replies
 
+    def _presumed_down(self, message: Message) -> Message:
+        node = message.metadata.dst_node_id
+        reason = (
+            f"no reply {self.phase_timeout:g} s after the latest reply of this phase: presumed down "
+            "(federation.phase_timeout)"
+        )
+        log.warning("node %s: %s", node, reason)
+        return Message(Error(code=PRESUMED_DOWN, reason=reason), reply_to=message)
 
-def with_pull_interval(grid: Grid, interval: float) -> Grid:
-    """``grid``, polling for replies every ``interval`` seconds: the simulation's in-memory grid is
-    told so (its ``pull_interval``); any other (a deployment's) is wrapped in :class:`PollingGrid`,
-    and the deployment grid's pulls of a reply's objects retry after :data:`OBJECT_PULL_BACKOFF`."""
+
+def with_pull_interval(grid: Grid, interval: float, phase_timeout: float | None = None) -> Grid:
+    """``grid``, polling for replies every ``interval`` seconds, not waiting for silent nodes beyond
+    ``phase_timeout`` (:class:`PollingGrid`; None: waits until the round's timeout).
+
+    Without a ``phase_timeout`` the simulation's in-memory grid is only told the interval (its
+    ``pull_interval``); any other grid (a deployment's) is wrapped in :class:`PollingGrid`, and the
+    deployment grid's pulls of a reply's objects retry after :data:`OBJECT_PULL_BACKOFF`.
+    """
     if hasattr(grid, "pull_interval"):
         grid.pull_interval = interval
-        return grid
+        return grid if phase_timeout is None else PollingGrid(grid, interval, phase_timeout)
     import flwr.superlink.grid.http_grid as http_grid
 
     shorten_object_pull_backoff(http_grid, "pull_objects")
-    return PollingGrid(grid, interval)
+    return PollingGrid(grid, interval, phase_timeout)

@@ -1,26 +1,42 @@
-"""Polling a grid for replies at the study's interval: Flower's deployment grid waits 3 s between polls."""
+"""Polling a grid for replies at the study's interval (Flower's deployment grid waits 3 s between
+polls), and not waiting for a node that went silent."""
 
 import time
 from types import SimpleNamespace
 
-from fedmood.federated.grid import PollingGrid, with_pull_interval
+import pytest
+from flwr.app import Message, RecordDict
+
+from fedmood.federated.grid import PRESUMED_DOWN, PollingGrid, with_pull_interval
+from strategies.strict import ClientRoundError, check_replies
+from tests.conftest import make_message
 
 
 class _SlowNodes:
-    """A grid whose replies to each message arrive after ``delay`` seconds (no pull_interval of its own)."""
+    """A grid whose node ``n`` replies to a message after ``delays[n]`` seconds (None: never; a
+    missing node: after ``delay``); no pull_interval of its own."""
 
-    def __init__(self, delay: float) -> None:
-        self.delay, self.sent, self.pulls = delay, {}, 0
+    def __init__(self, delay: float, delays: dict[int, float | None] | None = None) -> None:
+        self.delay, self.delays, self.sent, self.pulls = delay, delays or {}, {}, 0
 
     def push_messages(self, messages):
-        for i, _ in enumerate(messages):
-            self.sent[f"m{i}"] = time.monotonic()
-        return list(self.sent)
+        ids = []
+        for m in messages:
+            mid = f"m{len(self.sent)}"
+            m.metadata.__dict__["_message_id"] = mid  # as Flower's grids do
+            self.sent[mid] = (time.monotonic(), m)
+            ids.append(mid)
+        return ids
 
     def pull_messages(self, ids):
         self.pulls += 1
-        ready = [i for i in ids if time.monotonic() - self.sent[i] >= self.delay]
-        return [SimpleNamespace(metadata=SimpleNamespace(reply_to_message_id=i)) for i in ready]
+        now, ready = time.monotonic(), []
+        for i in ids:
+            at, msg = self.sent[i]
+            delay = self.delays.get(msg.metadata.dst_node_id, self.delay)
+            if delay is not None and now - at >= delay:
+                ready.append(Message(RecordDict(), reply_to=msg))
+        return ready
 
     def send_and_receive(self, messages, *, timeout=None):
         raise AssertionError("Flower's own send_and_receive (3 s polls) must not be used")
@@ -31,7 +47,7 @@ def test_replies_are_collected_as_soon_as_they_arrive():
     grid = with_pull_interval(inner, 0.01)
     assert isinstance(grid, PollingGrid)
     t0 = time.monotonic()
-    replies = list(grid.send_and_receive(["a", "b", "c"], timeout=5))
+    replies = list(grid.send_and_receive(_messages(1, 1, 1), timeout=5))
     assert len(replies) == 3 and time.monotonic() - t0 < 1.0
     assert inner.pulls >= 2
 
@@ -39,10 +55,37 @@ def test_replies_are_collected_as_soon_as_they_arrive():
 def test_the_timeout_ends_the_wait_with_the_replies_so_far():
     grid = PollingGrid(_SlowNodes(10.0), 0.01)
     t0 = time.monotonic()
-    assert list(grid.send_and_receive(["a"], timeout=0.1)) == []
+    assert list(grid.send_and_receive(_messages(1), timeout=0.1)) == []
     assert time.monotonic() - t0 < 1.0
 
 
 def test_a_grid_with_its_own_pull_interval_is_told_not_wrapped():
     inner = SimpleNamespace(pull_interval=0.1)
     assert with_pull_interval(inner, 0.01) is inner and inner.pull_interval == 0.01
+
+
+def _messages(*nodes: int) -> list[Message]:
+    return [make_message(RecordDict(), "train", dst=n) for n in nodes]
+
+
+def test_a_node_silent_after_the_phases_latest_reply_is_presumed_down():
+    inner = _SlowNodes(0.0, {1: 0.05, 2: 0.1, 3: None})  # node 3 was killed
+    grid = with_pull_interval(inner, 0.01, phase_timeout=0.3)
+    t0 = time.monotonic()
+    replies = list(grid.send_and_receive(_messages(1, 2, 3), timeout=60))
+    took = time.monotonic() - t0
+    assert 0.35 <= took < 1.5, took  # 0.1 s (node 2's reply) + 0.3 s, not the round's 60 s
+    failed = [r for r in replies if r.has_error()]
+    assert len(replies) == 3 and len(failed) == 1
+    assert failed[0].metadata.src_node_id == 3 and failed[0].error.code == PRESUMED_DOWN
+    with pytest.raises(ClientRoundError, match=r"node 3: no reply 0.3 s after .*down \(federation.phase_timeout\)"):
+        check_replies("train", 1, 3, replies)
+    # a node that comes back simply replies again
+    inner.delays[3] = 0.05
+    assert not any(r.has_error() for r in grid.send_and_receive(_messages(1, 2, 3), timeout=60))
+
+
+def test_nodes_still_computing_are_not_presumed_down_before_anyone_replied():
+    grid = PollingGrid(_SlowNodes(0.5), 0.01, phase_timeout=0.1)  # every node needs 0.5 s: no reply for 5 timeouts
+    replies = list(grid.send_and_receive(_messages(1, 2), timeout=5))
+    assert len(replies) == 2 and not any(r.has_error() for r in replies)

@@ -147,6 +147,7 @@ class RoundLog:
         self.epsilon: dict[int, float] = {}
         self.clients: dict[int, int] = {}
         self.seconds: dict[int, float] = {}
+        self.stages: dict[int, dict[str, float]] = {}  # SecAgg+ rounds: seconds of each stage
         self.offset = 0
         self.arrays: ArrayRecord | None = None  # the global arrays after the latest round
         self._last: float | None = None
@@ -201,6 +202,7 @@ class RoundLog:
                     "epsilon": self.epsilon.get(rnd, np.nan),
                     "clients": self.clients.get(rnd, 0),
                 }
+                | {f"secagg_{stage}_seconds": t for stage, t in self.stages.get(rnd, {}).items()}
             )
         return out
 
@@ -297,8 +299,11 @@ def _train_secagg(
     )
     params = [initial[k].numpy() for k in GLOBAL_KEYS]
     log_.stamp(0)
+    timed = rounds.workflow.stage_seconds
     for rnd in range(1, log_.num_rounds + 1):
+        done = {stage: len(times) for stage, times in timed.items()}
         params = rounds.run(strategy, rnd, params)
+        log_.stages[rnd] = {stage: times[-1] for stage, times in timed.items() if len(times) > done[stage]}
         if strategy.last_round != rnd:  # SecAgg+ halted before unmasking: too few clients took part
             if needed is None:
                 why = rounds.workflow.halt_reason("fewer clients than its threshold")
@@ -527,7 +532,8 @@ def build_server_app(
     @app.main()
     def _main(grid: Grid, context: Context) -> None:
         cfg = cfg_fn(context)
-        grid = with_pull_interval(grid, FederationSettings.of(cfg).grid_pull_interval)
+        fed = FederationSettings.of(cfg)
+        grid = with_pull_interval(grid, fed.grid_pull_interval, fed.phase_timeout)
         on_done(run_federated(wrap_grid(grid) if wrap_grid else grid, cfg, context), cfg)
 
     return app

@@ -25,6 +25,7 @@ class FederationSettings:
     ray_address: str | None = None  # host:port of a running Ray head: simulate on that cluster
     grid_pull_interval: float = 0.01
     round_timeout: float = 600.0
+    phase_timeout: float | None = None  # a node silent this long after a phase's latest reply is presumed down
     wait_for_nodes: float | None = None  # None: round_timeout
     flower_log_level: str = "WARNING"
     nodes: int | None = None  # a deployment's SuperNode count (the server holds no data)

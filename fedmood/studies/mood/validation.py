@@ -93,6 +93,7 @@ def _check_federation(cfg: dict, p: Problems) -> None:
     require_number(p, "federation.nodes", f.get("nodes"), low=1, integer=True, allow_none=True)
     require_number(p, "federation.min_replies", f.get("min_replies"), low=1, integer=True, allow_none=True)
     require_number(p, "federation.round_timeout", f.get("round_timeout", 1), low=0, low_open=True)
+    require_number(p, "federation.phase_timeout", f.get("phase_timeout"), low=0, low_open=True, allow_none=True)
     require_number(p, "federation.client_num_cpus", f.get("client_num_cpus", 1), low=0, low_open=True)
     require_number(p, "federation.backend_num_cpus", f.get("backend_num_cpus", 1), low=1, integer=True)
     if f.get("ray_address") is not None and (why := address_problem(f["ray_address"])):
