@@ -35,3 +35,29 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
         "accuracy": 100 * float(accuracy_score(y_true, y_pred)),
         "macro_f1": 100 * float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
     }
+
+
+class CosineHead(torch.nn.Module):
+    """Logits = ``scale`` × cosine of the features and each class embedding (a row of :attr:`class_embeddings`).
+
+    The head FedAwS trains (:mod:`strategies.fedaws`): a device with one class moves only its own
+    row; the server keeps the rows apart.
+    """
+
+    def __init__(self, features: int, n_classes: int, scale: float = 10.0) -> None:
+        super().__init__()
+        self.class_embeddings = torch.nn.Parameter(F.normalize(torch.randn(n_classes, features), dim=1))
+        self.scale = float(scale)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.normalize(h, dim=1) @ F.normalize(self.class_embeddings, dim=1).T
+
+
+def positive_cosine_loss(logits: torch.Tensor, labels: torch.Tensor, scale: float, margin: float = 0.9) -> torch.Tensor:
+    """FedAwS's loss on positive labels only: ``max(0, margin − cos(h, w_y))²``, batch mean.
+
+    ``logits`` come from a :class:`CosineHead` of ``scale``; only the labels' own rows (and the
+    features) receive a gradient, so a device holding one class never touches another's embedding.
+    """
+    cos = logits.gather(1, labels[:, None]).squeeze(1) / scale
+    return (torch.clamp(margin - cos, min=0.0) ** 2).mean()

@@ -50,3 +50,17 @@ def test_flower_run_config_maps_onto_hydra_config(small_logs):
     assert cfg["training"]["epochs"] == 7 and cfg["federation"]["num_rounds"] == 7
     assert cfg["privacy"]["secagg"]["enabled"] and cfg["privacy"]["mechanism"] == "secagg"
     assert cfg["data"]["logs_dir"] == str(small_logs) and cfg["seed"] == 1
+
+
+def test_flowers_secaggplus_workflow_still_combines_shares_by_that_name():
+    """ReportingSecAggPlusWorkflow.unmask_stage rebinds the module's ``combine_shares`` during the stage
+    (each secret from ``threshold`` shares): a Flower upgrade that moves it must fail here, by name."""
+    import sys
+
+    from flwr.common.secure_aggregation.crypto.shamir import combine_shares, create_shares
+    from flwr.server.workflow import SecAggPlusWorkflow
+
+    module = sys.modules[SecAggPlusWorkflow.__module__]
+    assert module.combine_shares is combine_shares
+    shares = create_shares(b"0123456789abcdef0123456789abcdef", 4, 7)
+    assert combine_shares(shares[:4]) == combine_shares(shares) == b"0123456789abcdef0123456789abcdef"
