@@ -7,7 +7,10 @@ row of ``conf/aae.yaml``, the whole table) with the chosen size (``conf/aae_size
 default: minutes on 2 cores) into ``results/aae/benchmark-<size>`` and prints one summary line
 last:
 
-    aae: act_f1=<x> id_acc=<y> raw_id_acc=<z> fed_act_f1=<a> fed_id_acc=<b>
+    aae: act_f1=<a> id_acc=<b> raw_act_f1=<c> raw_id_acc=<d> fed_act_f1=<e> fed_id_acc=<f> fed_id_head_acc=<g>
+
+``fed_id_head_acc``: the federated identity heads' accuracy (%) on held-out windows of the training
+subjects (their short trials) after the first adversaries round (``conf/aae.yaml``: ``federated.identity_heads``).
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ def main() -> None:
     print(f"size={args.size} total_sec={time.perf_counter() - t0:.0f} results={out}")
     print(
         f"aae: act_f1={table.loc['aae', 'act_f1']:.2f} id_acc={table.loc['aae', 'id_acc']:.2f} "
-        f"raw_id_acc={table.loc['raw', 'id_acc']:.2f} fed_act_f1={table.loc['aae_federated', 'act_f1']:.2f} "
-        f"fed_id_acc={table.loc['aae_federated', 'id_acc']:.2f}"
+        f"raw_act_f1={table.loc['raw', 'act_f1']:.2f} raw_id_acc={table.loc['raw', 'id_acc']:.2f} "
+        f"fed_act_f1={table.loc['aae_federated', 'act_f1']:.2f} fed_id_acc={table.loc['aae_federated', 'id_acc']:.2f} "
+        f"fed_id_head_acc={table.loc['aae_federated', 'id_head_acc']:.2f}"
     )
 
 

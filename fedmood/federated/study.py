@@ -35,13 +35,16 @@ def run_fedavg_study(
     *,
     row: Callable[[int, dict], dict] | None = None,
     progress_line: Callable[[dict], str] | None = None,
+    measure: Callable[[int, ArrayRecord], dict] | None = None,
 ) -> tuple[ArrayRecord, list[dict]]:
     """Run ``strategy`` for ``num_rounds`` over ``n_nodes`` simulated nodes of ``client``.
 
     ``initial`` is the start arrays, or a function of the grid and the node ids that computes them
     (run after every node connected). ``row(rnd, metrics)`` adds columns to a round's history row
-    (``round``, ``clients``, ``seconds``); ``progress_line(row)``, if given, is printed after each
-    round. Returns the final arrays and the history; raises if a round is missing.
+    (``round``, ``clients``, ``seconds``); ``measure(rnd, arrays)`` adds what the experiment measures
+    on the round's aggregate with data no node sent (e.g. held-out windows; not part of the protocol);
+    ``progress_line(row)``, if given, is printed after each round. Returns the final arrays and the
+    history; raises if a round is missing.
     """
     logging.getLogger("flwr").setLevel("WARNING")
     history: list[dict] = []
@@ -54,12 +57,13 @@ def run_fedavg_study(
         start = initial(grid, nodes) if callable(initial) else initial
         clock = [time.perf_counter()]
 
-        def on_aggregate(rnd: int, _arrays, metrics, n: int) -> None:
+        def on_aggregate(rnd: int, arrays, metrics, n: int) -> None:
             now = time.perf_counter()
             entry = {"round": rnd, "clients": n, "seconds": now - clock[0]}
             entry.update(row(rnd, dict(metrics or {})) if row else {})
+            entry.update(measure(rnd, arrays) if measure is not None and arrays is not None else {})
             history.append(entry)
-            clock[0] = now
+            clock[0] = time.perf_counter()  # what measure() took is not the next round's
             if progress_line is not None:
                 print(progress_line(entry), flush=True)
 

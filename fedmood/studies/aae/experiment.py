@@ -15,10 +15,11 @@ import time
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
-from fedmood.data.motionsense import Standardiser, load_recordings, make_windows
+from fedmood.data.motionsense import SHORT_TRIALS, Standardiser, load_recordings, make_windows
 from fedmood.results import ResultsWriter, atomic_write_text, atomic_write_with
 from fedmood.studies.aae.baselines import resample_roundtrip, ssa_reconstruct
 from fedmood.studies.aae.classify import ClassifierConfig
@@ -54,12 +55,25 @@ def train_anonymiser(proto: Protocol, cfg: AAEConfig, seed: int, progress: bool)
 def train_federated_anonymiser(
     proto: Protocol, cfg: AAEConfig, seed: int, progress: bool
 ) -> tuple[Autoencoder, list[dict]]:
-    """The AAE trained with FedAvg on Flower, one client per training subject holding its own windows."""
+    """The AAE trained with FedAvg on Flower, one client per training subject holding its own windows;
+    its identity heads measured on the same subjects' short trials (which no client trains on)."""
     from fedmood.studies.aae.federated import run_federated_aae
 
-    w = proto.aae_train
-    clients = [(w.x[w.subject == s], w.activity[w.subject == s]) for s in proto.aae_subjects]
-    return run_federated_aae(clients, len(w.activities), cfg, seed, progress)
+    w, users = proto.aae_train, proto.aae_subjects
+    clients = [(w.x[w.subject == s], w.activity[w.subject == s]) for s in users]
+    short = proto.act_train.take(np.flatnonzero(np.isin(proto.act_train.trial, SHORT_TRIALS)))
+    short = short.take(np.flatnonzero(np.isin(short.subject, users)))
+    return run_federated_aae(clients, len(w.activities), cfg, seed, progress, (short.x, short.identity(users)))
+
+
+def first_head_accuracy(history: list[dict]) -> float:
+    """The federated identity heads' held-out accuracy (%) after the first adversaries round (DecReg,
+    or EncReg for REP): how well they identify the users before the AAE has learnt to hide them."""
+    for r in history:
+        found = [r[k] for k in ("dec_reg_heldout_acc", "enc_reg_heldout_acc") if k in r]
+        if found:
+            return float(found[0])
+    return float("nan")
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -105,7 +119,7 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     }
     rows, models = [], {}
     for method in cfg["methods"]:
-        t0 = time.perf_counter()
+        t0, extra = time.perf_counter(), {}
         if method in ("aae", "rep"):
             aae, history = train_anonymiser(
                 proto, AAEConfig(**{**cfg["aae"], "dec_reg": method == "aae"}), seed, progress
@@ -117,13 +131,14 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
             fed_cfg = AAEConfig(**{**cfg["aae"], **cfg.get("federated", {})})
             aae, history = train_federated_anonymiser(proto, fed_cfg, seed, progress)
             writer.table(f"{method}_history", pd.DataFrame(history))
+            extra["id_head_acc"] = first_head_accuracy(history)
             models[method] = aae
             transform = model_transform(aae)
         elif method in transforms:
             transform = transforms[method]
         else:
             raise ValueError(f"methods: unknown method {method!r} (known: {', '.join(LABELS)})")
-        row = {"method": method, **evaluate(transform, proto, attacker, clf_cfg, int(cfg["eval_seeds"]))}
+        row = {"method": method, **evaluate(transform, proto, attacker, clf_cfg, int(cfg["eval_seeds"])), **extra}
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         say(

@@ -2,10 +2,14 @@
 
 Each client holds only its own windows and knows only its own identity label (its index among the
 training subjects); the AAE and the three adversaries (whose identity heads are shared) travel as
-one record. Rounds alternate (``strategies/alternating.py``): in an *adversaries* round every client
-trains EncReg/DecReg/ActReg on its own AAE latents/outputs; in an *anonymiser* round it trains the
-AAE against the frozen adversaries with the loss of :func:`fedmood.studies.aae.train.aae_loss`; FedAvg
-(weighted by windows) after each. 2 x ``rounds`` Flower rounds reproduce the centralised schedule.
+one record. With one user per device a softmax identity head learns "my user for everything" and
+the FedAvg of such heads identifies nobody; with ``identity_heads=fedaws`` the heads end in user
+embeddings (a cosine head), each device trains its own user's embedding on its own windows only and
+the server aggregates them with FedAwS (:mod:`strategies.fedaws`). Rounds alternate
+(``strategies/alternating.py``): in an *adversaries* round every client trains EncReg/DecReg/ActReg
+on its own AAE latents/outputs; in an *anonymiser* round it trains the AAE against the frozen
+adversaries with the loss of :func:`fedmood.studies.aae.train.aae_loss`; FedAvg (weighted by
+windows) after each. 2 x ``rounds`` Flower rounds reproduce the centralised schedule.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from fedmood.classification import predict
 from fedmood.federated.study import run_fedavg_study
 from fedmood.keys import NUM_EXAMPLES
 from fedmood.seeding import derived_seed
 from fedmood.studies.aae.model import Autoencoder
-from fedmood.studies.aae.train import AAEConfig, Adversaries, aae_loss, train_adversaries
+from fedmood.studies.aae.train import AAEConfig, Adversaries, aae_loss, encode_all, train_adversaries
 from fedmood.training import TensorBatches, shuffled_batches, train_epoch
 from strategies.alternating import AlternatingFedAvg
+from strategies.fedaws import FedAwS
 
 PHASES = ("adversaries", "anonymiser")
 
@@ -80,17 +86,51 @@ def client_round(
     )
 
 
+#: The class-embedding arrays of the identity heads (WindowCNN's last layer) in :func:`to_record`'s names.
+EMBEDDINGS = {name: f"{name}.head.4.class_embeddings" for name in ("enc_reg", "dec_reg")}
+
+
+def identity_strategy(cfg: AAEConfig, n_users: int):
+    """FedAvg alternating the phases; with ``identity_heads=fedaws`` the identity heads' user
+    embeddings are aggregated by FedAwS (:class:`strategies.fedaws.FedAwS`)."""
+    strategy = AlternatingFedAvg(
+        PHASES, fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n_users, min_available_nodes=n_users
+    )
+    if not cfg.fedaws:
+        return strategy
+    keys = [EMBEDDINGS["enc_reg"]] + ([EMBEDDINGS["dec_reg"]] if cfg.dec_reg else [])
+    return FedAwS(strategy, keys, margin=cfg.spreadout_margin, lr=cfg.spreadout_lr)
+
+
+@torch.no_grad()
+def identity_head_accuracy(
+    record: ArrayRecord, held_out: tuple[np.ndarray, np.ndarray], cfg: AAEConfig, n_activities: int
+) -> dict[str, float]:
+    """Accuracy (%) of the aggregated identity heads on held-out windows of the training users (their
+    identity among them), each head on what it sees: EncReg the AAE's latents, DecReg its outputs."""
+    x, users = held_out
+    aae, adv = build_networks(cfg, x.shape[2], int(users.max()) + 1, n_activities)
+    load_record(record, aae, adv)
+    z, out = encode_all(aae, torch.as_tensor(np.asarray(x, np.float32)))
+    seen = {"enc_reg": z, "dec_reg": out}
+    names = ["enc_reg"] + (["dec_reg"] if cfg.dec_reg else [])
+    return {f"{n}_heldout_acc": 100 * float((predict(adv.models()[n], seen[n]) == users).mean()) for n in names}
+
+
 def run_federated_aae(
     client_data: list[tuple[np.ndarray, np.ndarray]],
     n_activities: int,
     cfg: AAEConfig,
     seed: int = 0,
     progress: bool = True,
+    held_out: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Autoencoder, list[dict]]:
     """Train the anonymiser with FedAvg, client k holding ``client_data[k]`` = (windows, activities).
 
     Returns the final AAE and a history row per Flower round (phase, seconds, client metrics,
-    bytes each client receives and sends).
+    bytes each client receives and sends). With ``held_out`` = (windows, client index of their user)
+    every adversaries round also measures the aggregated identity heads on those windows
+    (:func:`identity_head_accuracy`; the experiment holds them, no client sends them).
     """
     n_users, width = len(client_data), client_data[0][0].shape[2]
     torch.manual_seed(seed)
@@ -108,9 +148,12 @@ def run_federated_aae(
         data = datasets[int(context.node_config["partition-id"])]
         return client_round(msg, data, cfg, width, n_users, n_activities, seed)
 
-    strategy = AlternatingFedAvg(
-        PHASES, fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n_users, min_available_nodes=n_users
-    )
+    strategy = identity_strategy(cfg, n_users)
+
+    def measure(rnd: int, record: ArrayRecord) -> dict:
+        if held_out is None or strategy.phase(rnd) != "adversaries":
+            return {}
+        return identity_head_accuracy(record, held_out, cfg, n_activities)
 
     def row(rnd: int, metrics: dict) -> dict:
         out = {"phase": strategy.phase(rnd)}
@@ -119,12 +162,12 @@ def run_federated_aae(
         return out
 
     def line(r: dict) -> str:
-        shown = " ".join(f"{k}={v:.3f}" for k, v in r.items() if k.endswith(("_acc", "_loss")))
+        shown = " ".join(f"{k}={v:.3f}" for k, v in r.items() if k.endswith(("_acc", "_loss")) and v == v)
         return f"[federated aae] round {r['round']}/{2 * cfg.rounds} {r['phase']}: {shown} ({r['seconds']:.1f}s)"
 
     final, history = run_fedavg_study(
         "federated AAE", client, strategy, initial, 2 * cfg.rounds, n_users, row=row,
-        progress_line=line if progress else None,
+        progress_line=line if progress else None, measure=measure,
     )  # fmt: skip
     load_record(final, aae, adv)
     return aae, history

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fedmood.classification import CosineHead
+
 
 def _conv(c_in: int, c_out: int, k: int = 5) -> nn.Conv1d:
     return nn.Conv1d(c_in, c_out, k, padding=k // 2)
@@ -72,13 +74,20 @@ class Autoencoder(nn.Module):
 
 
 class WindowCNN(nn.Module):
-    """A small 1-D CNN classifier of windows (activity or identity; on raw, transformed or latent windows)."""
+    """A small 1-D CNN classifier of windows (activity or identity; on raw, transformed or latent windows).
 
-    def __init__(self, channels: int, width: int, n_classes: int, hidden: int = 32, dropout: float = 0.3) -> None:
+    ``cosine``: the last layer is a :class:`fedmood.classification.CosineHead` (class embeddings, for
+    identity heads trained federatedly with FedAwS, one user per device) instead of a linear layer.
+    """
+
+    def __init__(
+        self, channels: int, width: int, n_classes: int, hidden: int = 32, dropout: float = 0.3, cosine: bool = False
+    ) -> None:
         super().__init__()
         self.features = nn.Sequential(*_conv_pool(channels, hidden))
+        last = CosineHead(64, n_classes) if cosine else nn.Linear(64, n_classes)
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(hidden * (width // 4), 64), nn.ReLU(), nn.Linear(64, n_classes)
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(hidden * (width // 4), 64), nn.ReLU(), last
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

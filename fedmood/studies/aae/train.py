@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from fedmood.classification import cross_entropy, predict
+from fedmood.classification import CosineHead, cross_entropy, positive_cosine_loss, predict
 from fedmood.studies.aae.losses import identity_loss
 from fedmood.studies.aae.model import Autoencoder, WindowCNN
 from fedmood.training import TensorBatches, shuffled_batches, train_epoch
@@ -50,6 +50,17 @@ class AAEConfig:
     dec_reg: bool = True  # False: REP, the latent alone is anonymised
     hidden: int = 64
     reg_hidden: int = 32
+    identity_heads: str = "softmax"  # federated, one user per device: "fedaws" (strategies/fedaws.py)
+    spreadout_margin: float = 1.0  # FedAwS: the server pushes apart user embeddings closer than this
+    spreadout_lr: float = 0.5  # FedAwS: the size of the server's spreadout step
+
+    def __post_init__(self) -> None:
+        if self.identity_heads not in ("softmax", "fedaws"):
+            raise ValueError(f"identity_heads: {self.identity_heads!r} is not 'softmax' or 'fedaws'")
+
+    @property
+    def fedaws(self) -> bool:
+        return self.identity_heads == "fedaws"
 
 
 @dataclass
@@ -64,8 +75,8 @@ class Adversaries:
     @classmethod
     def create(cls, width: int, latent_width: int, n_users: int, n_activities: int, cfg: AAEConfig) -> Adversaries:
         adv = cls(
-            WindowCNN(2, latent_width, n_users, cfg.reg_hidden),
-            WindowCNN(2, width, n_users, cfg.reg_hidden),
+            WindowCNN(2, latent_width, n_users, cfg.reg_hidden, cosine=cfg.fedaws),
+            WindowCNN(2, width, n_users, cfg.reg_hidden, cosine=cfg.fedaws),
             WindowCNN(2, width, n_activities, cfg.reg_hidden),
         )
         adv.optimizers = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr) for k, m in adv.models().items()}
@@ -73,6 +84,9 @@ class Adversaries:
 
     def models(self) -> dict[str, WindowCNN]:
         return {"enc_reg": self.enc_reg, "dec_reg": self.dec_reg, "act_reg": self.act_reg}
+
+    def identity_models(self) -> dict[str, WindowCNN]:
+        return {"enc_reg": self.enc_reg, "dec_reg": self.dec_reg}
 
     def freeze(self, frozen: bool) -> None:
         for m in self.models().values():
@@ -120,12 +134,17 @@ def train_adversaries(
         if name == "dec_reg" and not cfg.dec_reg:
             continue
         batches = TensorBatches(inputs[name])
+        loss = _positive_loss if isinstance(model.head[-1], CosineHead) else cross_entropy
         for _ in range(cfg.reg_epochs):
-            train_epoch(
-                model, shuffled_batches(batches, cfg.batch_size, gen), adv.optimizers[name], None, loss_fn=cross_entropy
-            )
+            train_epoch(model, shuffled_batches(batches, cfg.batch_size, gen), adv.optimizers[name], None, loss_fn=loss)
         accuracy[f"{name}_acc"] = float((predict(model, inputs[name][0]) == inputs[name][1].numpy()).mean())
     return accuracy
+
+
+def _positive_loss(model: WindowCNN, batch: TensorBatches) -> torch.Tensor:
+    """FedAwS's device loss for an identity head with class embeddings: its own user only."""
+    x, y = batch.tensors[:2]
+    return positive_cosine_loss(model(x), y, model.head[-1].scale)
 
 
 def train_aae(
@@ -139,6 +158,8 @@ def train_aae(
     progress: bool = True,
 ) -> tuple[Autoencoder, list[dict]]:
     """Train the anonymiser on z-scored windows with their activity and identity labels (0-based)."""
+    if cfg.fedaws:
+        raise ValueError("aae.identity_heads=fedaws is for the federated AAE (federated.identity_heads)")
     torch.manual_seed(seed)
     aae = Autoencoder(x.shape[1], cfg.hidden)
     latent_width = aae.encoder(torch.zeros(1, *x.shape[1:])).shape[2]

@@ -86,6 +86,26 @@ def test_federated_aae_alternates_phases_and_hides_identity():
     assert anon_acc < 60, anon_acc
 
 
+@pytest.mark.flower
+def test_federated_aae_with_fedaws_identity_heads_measures_them_on_held_out_windows():
+    from fedmood.studies.aae.federated import EMBEDDINGS, run_federated_aae
+
+    torch.manual_seed(0)
+    x, act, uid = _toy_windows(n_per=20)
+    held_x, _, held_uid = _toy_windows(n_per=5, seed=1)
+    cfg = AAEConfig(rounds=2, batch_size=32, hidden=8, reg_hidden=8, identity_heads="fedaws")
+    clients = [(x[uid == u], act[uid == u]) for u in range(4)]
+    _, history = run_federated_aae(clients, 2, cfg, progress=False, held_out=(held_x, held_uid))
+    adversaries = [h for h in history if h["phase"] == "adversaries"]
+    assert len(adversaries) == 2 and all(0 <= h["dec_reg_heldout_acc"] <= 100 for h in adversaries)
+    assert all("enc_reg_heldout_acc" not in h for h in history if h["phase"] == "anonymiser")
+    assert set(EMBEDDINGS) == {"enc_reg", "dec_reg"}
+    with pytest.raises(ValueError, match="federated AAE"):  # the centralised AAE has every user: softmax heads
+        train_aae(x, act, uid, 4, 2, cfg, progress=False)
+    with pytest.raises(ValueError, match="identity_heads"):
+        AAEConfig(identity_heads="cosine")
+
+
 def test_reconstruction_term_sums_over_the_window():
     """``window_sum`` weighs the squared error of a whole window; ``mean`` of one element."""
     torch.manual_seed(0)
