@@ -113,13 +113,15 @@ class PollingGrid(ForwardingGrid):
 
     **Silent nodes.** Each call is one phase of a round (training, evaluation, a clustering stage, a
     SecAgg+ stage): the same message to many nodes. Once some node has replied, the others have
-    ``phase_timeout`` seconds from the latest reply to follow; a node still silent then is presumed
-    down: the call returns an error reply for it (code :data:`PRESUMED_DOWN`, its reason naming the
-    setting), so the strategies treat it as a failed client (a strict run fails naming it, otherwise
-    the round goes on without it). Before anyone has replied nothing is presumed (every node may
-    still be computing, or loading its app). The SuperLink itself notices a killed node only after
-    two missed heartbeats (20 s at Flower's shortest interval); until then later phases send to it
-    too and wait ``phase_timeout`` for it again, and a node that comes back simply replies.
+    ``phase_timeout`` seconds from the latest reply to follow, or as long again as that reply took
+    if more (a phase in which everyone is slow, e.g. loading the app, waits in proportion); a node
+    still silent then is presumed down: the call returns an error reply for it (code
+    :data:`PRESUMED_DOWN`, its reason naming the setting), so the strategies treat it as a failed
+    client (a strict run fails naming it, otherwise the round goes on without it). Before anyone has
+    replied nothing is presumed (every node may still be computing, or loading its app). The
+    SuperLink itself notices a killed node only after two missed heartbeats (20 s at Flower's
+    shortest interval); until then later phases send to it too and wait for it again, and a node
+    that comes back simply replies.
     """
 
     def __init__(self, grid: Grid, pull_interval: float, phase_timeout: float | None = None) -> None:
@@ -131,8 +133,8 @@ class PollingGrid(ForwardingGrid):
         messages = list(messages)
         waiting = set(self._grid.push_messages(messages))
         sent = {m.metadata.message_id: m for m in messages}  # the grid gave each its id when pushing it
-        now = time.monotonic()
-        end = None if timeout is None else now + timeout
+        started = time.monotonic()
+        end = None if timeout is None else started + timeout
         replies: list[Message] = []
         last_reply = None
         while waiting:
@@ -144,17 +146,19 @@ class PollingGrid(ForwardingGrid):
             waiting -= {m.metadata.reply_to_message_id for m in got}
             if not waiting or (end is not None and now >= end):
                 break
-            if self.phase_timeout is not None and last_reply is not None and now - last_reply >= self.phase_timeout:
-                replies += [self._presumed_down(sent[m]) for m in sorted(waiting) if m in sent]
-                break
+            if self.phase_timeout is not None and last_reply is not None:
+                grace = max(self.phase_timeout, last_reply - started)
+                if now - last_reply >= grace:
+                    replies += [self._presumed_down(sent[m], now - last_reply) for m in sorted(waiting) if m in sent]
+                    break
             time.sleep(self.pull_interval)
         return replies
 
-    def _presumed_down(self, message: Message) -> Message:
+    def _presumed_down(self, message: Message, silent: float) -> Message:
         node = message.metadata.dst_node_id
         reason = (
-            f"no reply {self.phase_timeout:g} s after the latest reply of this phase: presumed down "
-            "(federation.phase_timeout)"
+            f"no reply {silent:.1f} s after the latest reply of this phase: presumed down "
+            f"(federation.phase_timeout={self.phase_timeout:g})"
         )
         log.warning("node %s: %s", node, reason)
         return Message(Error(code=PRESUMED_DOWN, reason=reason), reply_to=message)
