@@ -86,7 +86,7 @@ def kill_detection(fed: LocalFederation, victim: int, marker: Path, timeout: flo
     t0 = time.monotonic()
     server = superlink = float("nan")
     while time.monotonic() - t0 < timeout and (np.isnan(server) or np.isnan(superlink)):
-        if np.isnan(server) and "presumed down (federation.phase_timeout)" in run.text():
+        if np.isnan(server) and "presumed down (federation.phase_timeout=" in run.text():
             server = time.monotonic() - t0
         if np.isnan(superlink) and len(_online(fed)) < len(before):
             superlink = time.monotonic() - t0
