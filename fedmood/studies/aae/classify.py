@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from fedmood.classification import cross_entropy, predict, scores
-from fedmood.studies.aae.model import WindowCNN
+from fedmood.studies.aae.model import PaperCNN, WindowCNN
 from fedmood.training import BestEpoch, TensorBatches, shuffled_batches, train_epoch
 
 
@@ -28,6 +29,29 @@ class ClassifierConfig:
     hidden: int = 32
     patience: int = 3  # with validation windows: stop after this many epochs without a better macro-F1
     validation: bool = False  # activity evaluation: select the epoch on the training subjects' short trials
+    arch: str = "small"  # "small": WindowCNN; "paper": the paper's estimator (PaperCNN)
+    class_weights: bool = False  # weigh each class's loss by the inverse of its share of the windows
+
+    def __post_init__(self) -> None:
+        if self.arch not in ("small", "paper"):
+            raise ValueError(f"classifier arch {self.arch!r} is not 'small' or 'paper'")
+
+
+def balanced_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Per class ``n / (n_classes · n_c)`` (scikit-learn's "balanced"; a class with no window gets 0)."""
+    counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
+    weights = np.divide(len(y), n_classes * counts, out=np.zeros(n_classes), where=counts > 0)
+    return torch.as_tensor(weights, dtype=torch.float32)
+
+
+def weighted_cross_entropy(weights: torch.Tensor):
+    """The cross-entropy of :func:`fedmood.classification.cross_entropy` with per-class weights."""
+
+    def loss(model: torch.nn.Module, batch: TensorBatches) -> torch.Tensor:
+        x, y = batch.tensors[:2]
+        return F.cross_entropy(model(x), y, weight=weights)
+
+    return loss
 
 
 def fit_classifier(
@@ -36,23 +60,30 @@ def fit_classifier(
     n_classes: int,
     cfg: ClassifierConfig,
     seed: int = 0,
-    model: WindowCNN | None = None,
+    model: torch.nn.Module | None = None,
     val: tuple[np.ndarray, np.ndarray] | None = None,
-) -> WindowCNN:
-    """Train a :class:`WindowCNN` (or go on training ``model``) on windows ``x`` with labels ``y``.
+) -> torch.nn.Module:
+    """Train a :class:`WindowCNN` or, with ``cfg.arch="paper"``, a :class:`PaperCNN` (or go on training
+    ``model``) on windows ``x`` with labels ``y``; with ``cfg.class_weights`` the loss weighs each class
+    by the inverse of its share (:func:`balanced_weights`).
 
     With ``val`` = (windows, labels), the returned weights are those of the epoch with the best
     validation macro-F1 (at most ``cfg.epochs`` epochs, stopping after ``cfg.patience`` without gain).
     """
     torch.manual_seed(seed)
     if model is None:
-        model = WindowCNN(x.shape[1], x.shape[2], n_classes, cfg.hidden)
+        model = (
+            PaperCNN(x.shape[1], x.shape[2], n_classes)
+            if cfg.arch == "paper"
+            else WindowCNN(x.shape[1], x.shape[2], n_classes, cfg.hidden)
+        )
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     data = TensorBatches.from_numpy(np.asarray(x, np.float32), np.asarray(y, np.int64))
     gen = torch.Generator().manual_seed(seed)
     best = BestEpoch(cfg.patience)
+    loss = weighted_cross_entropy(balanced_weights(y, n_classes)) if cfg.class_weights else cross_entropy
     for epoch in range(1, cfg.epochs + 1):
-        train_epoch(model, shuffled_batches(data, cfg.batch_size, gen), opt, None, loss_fn=cross_entropy)
+        train_epoch(model, shuffled_batches(data, cfg.batch_size, gen), opt, None, loss_fn=loss)
         if val is not None and best.update(model, epoch, scores(val[1], predict(model, val[0]))["macro_f1"]):
             break
     best.restore(model)

@@ -92,3 +92,30 @@ class WindowCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+class PaperCNN(nn.Module):
+    """The evaluation estimator of Malekzadeh et al. (IoTDI 2019): a window as a one-channel image of
+    (channels x width), four convolutions of 64, 64, 32 and 32 filters with 2 x 5 kernels (the first
+    spans both channels; the later ones, on one row, are 1 x 5), each with batch norm and ReLU,
+    2x max-pooling along time after the second and the fourth, then dense layers of 256 and 64 with
+    dropout (batch norm on the convolutions only: a batch of one window still trains).
+    """
+
+    def __init__(self, channels: int, width: int, n_classes: int, dropout: float = 0.5) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int, rows: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, (rows, 5), padding=(0, 2)), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+        self.features = nn.Sequential(
+            *block(1, 64, channels), *block(64, 64, 1), nn.MaxPool2d((1, 2)),
+            *block(64, 32, 1), *block(32, 32, 1), nn.MaxPool2d((1, 2)),
+        )  # fmt: skip
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(32 * (width // 4), 256), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(256, 64), nn.ReLU(), nn.Dropout(dropout), nn.Linear(64, n_classes),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x[:, None]))

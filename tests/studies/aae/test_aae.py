@@ -150,3 +150,21 @@ def test_validation_selection_keeps_the_best_epoch_and_stops(monkeypatch):
     x, act, _ = _toy_windows(n_per=20)
     fit_classifier(x, act, 2, ClassifierConfig(epochs=40, patience=2, batch_size=32), val=(x, act))
     assert 3 <= len(calls) < 40
+
+
+def test_the_papers_estimator_and_class_weights():
+    from fedmood.studies.aae.classify import balanced_weights
+    from fedmood.studies.aae.model import PaperCNN
+
+    net = PaperCNN(2, 128, 24)
+    assert net(torch.randn(3, 2, 128)).shape == (3, 24)
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 64, 32, 32] and convs[0].kernel_size == (2, 5)
+    assert [m.out_features for m in net.head if isinstance(m, torch.nn.Linear)] == [256, 64, 24]
+    # scikit-learn's "balanced": n / (classes * n_c); 6 windows, classes of 3, 2, 1 and none
+    np.testing.assert_allclose(balanced_weights(np.array([0, 0, 0, 1, 1, 2]), 4).numpy(), [6 / 12, 6 / 8, 6 / 4, 0])
+    x, act, _ = _toy_windows(n_per=10)
+    cfg = ClassifierConfig(epochs=2, batch_size=7, arch="paper", class_weights=True)  # a last batch of one window
+    assert isinstance(fit_classifier(x[:141], act[:141], 2, cfg), PaperCNN)
+    with pytest.raises(ValueError, match="arch"):
+        ClassifierConfig(arch="resnet")
