@@ -1,11 +1,11 @@
 """The anonymiser on MotionSense: activity F1 and identity accuracy, centralised and federated.
 
-    python benchmarks/aae.py [--size quick|full] [--all-methods] [--data-path ../shared/data/motionsense]
+    python benchmarks/aae.py [--schedule quick|full] [--all-methods] [--data-path DIR] [hydra overrides]
 
 Runs the Table 2 experiment's ``raw``, ``aae`` and ``aae_federated`` rows (``--all-methods``: every
-row of ``conf/aae.yaml``, the whole table) with the chosen size (``conf/aae_size/``; quick by
-default: minutes on 2 cores) into ``results/aae/benchmark-<size>`` and prints one summary line
-last:
+row of ``conf/aae.yaml``, the whole table) with the chosen schedule (``conf/aae_size/``; quick by
+default: minutes on 2 cores; Hydra overrides after the options) into ``results/aae/benchmark-<schedule>``
+and prints one summary line last:
 
     aae: act_f1=<a> id_acc=<b> raw_act_f1=<c> raw_id_acc=<d> fed_act_f1=<e> fed_id_acc=<f> fed_id_head_acc=<g>
 
@@ -29,14 +29,16 @@ from fedmood.studies.aae.experiment import run
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size", default="quick", choices=["quick", "full"])
+    ap.add_argument("--schedule", "--size", dest="size", default="quick", choices=["quick", "full"])
     ap.add_argument("--all-methods", action="store_true", help="every row of Table 2, not only raw/aae/federated")
     ap.add_argument("--data-path", default=str(default_root()))
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides of conf/aae.yaml, e.g. aae.l2=1e-3")
     args = ap.parse_args()
     if not data_files_present(args.data_path):
         sys.exit(f"MotionSense not found at {args.data_path} (see ../shared/data/README.md); pass --data-path")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         overrides = [f"aae_size={args.size}"] + ([] if args.all_methods else ["methods=[raw,aae,aae_federated]"])
+        overrides += args.overrides
         cfg = compose("aae", overrides=overrides)
     config = OmegaConf.to_container(cfg, resolve=True)
     config["data_path"] = args.data_path

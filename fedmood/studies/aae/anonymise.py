@@ -52,7 +52,7 @@ class Anonymiser:
             raise InputError(Problem(f"--model {path}", f"{what}: expected an aae.pt of experiments/aae.py"))
         try:
             state = torch.load(path, weights_only=False, map_location="cpu")
-            model = Autoencoder(hidden=int(state["hidden"]))
+            model = Autoencoder(hidden=int(state["hidden"]), arch=str(state.get("arch", "small")))
             model.load_state_dict(state["model"])
         except Exception as exc:  # a corrupt or foreign file fails in many ways (pickle, zip, keys, shapes)
             raise InputError(

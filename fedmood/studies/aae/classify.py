@@ -8,6 +8,8 @@ classifiers do the same, on the short trials of the training subjects); without,
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,17 +32,21 @@ class ClassifierConfig:
     patience: int = 3  # with validation windows: stop after this many epochs without a better macro-F1
     validation: bool = False  # activity evaluation: select the epoch on the training subjects' short trials
     arch: str = "small"  # "small": WindowCNN; "paper": the paper's estimator (PaperCNN)
-    class_weights: bool = False  # weigh each class's loss by the inverse of its share of the windows
+    class_weights: bool = False  # weigh each class's loss by the largest class's count over its own (the paper's)
+    l2: float = 0.0  # L2 penalty on the kernels of PaperCNN's hidden layers (the paper: 1e-3)
 
     def __post_init__(self) -> None:
         if self.arch not in ("small", "paper"):
             raise ValueError(f"classifier arch {self.arch!r} is not 'small' or 'paper'")
+        if self.l2 and self.arch != "paper":
+            raise ValueError(f"classifier l2={self.l2} applies to arch 'paper' only (arch is {self.arch!r})")
 
 
-def balanced_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
-    """Per class ``n / (n_classes · n_c)`` (scikit-learn's "balanced"; a class with no window gets 0)."""
+def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+    """The paper's class weights: the largest class's window count over each class's (the largest
+    class weighs 1, a class of half its size 2; a class with no window gets 0)."""
     counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
-    weights = np.divide(len(y), n_classes * counts, out=np.zeros(n_classes), where=counts > 0)
+    weights = np.divide(counts.max(), counts, out=np.zeros(n_classes), where=counts > 0)
     return torch.as_tensor(weights, dtype=torch.float32)
 
 
@@ -62,13 +68,15 @@ def fit_classifier(
     seed: int = 0,
     model: torch.nn.Module | None = None,
     val: tuple[np.ndarray, np.ndarray] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> torch.nn.Module:
     """Train a :class:`WindowCNN` or, with ``cfg.arch="paper"``, a :class:`PaperCNN` (or go on training
     ``model``) on windows ``x`` with labels ``y``; with ``cfg.class_weights`` the loss weighs each class
-    by the inverse of its share (:func:`balanced_weights`).
+    as the paper does (:func:`class_weights`); ``cfg.l2`` adds the paper's L2 penalty on the kernels.
 
     With ``val`` = (windows, labels), the returned weights are those of the epoch with the best
     validation macro-F1 (at most ``cfg.epochs`` epochs, stopping after ``cfg.patience`` without gain).
+    ``progress(line)`` gets a line per epoch (its training loss, validation F1 and seconds).
     """
     torch.manual_seed(seed)
     if model is None:
@@ -81,10 +89,20 @@ def fit_classifier(
     data = TensorBatches.from_numpy(np.asarray(x, np.float32), np.asarray(y, np.int64))
     gen = torch.Generator().manual_seed(seed)
     best = BestEpoch(cfg.patience)
-    loss = weighted_cross_entropy(balanced_weights(y, n_classes)) if cfg.class_weights else cross_entropy
+    loss = weighted_cross_entropy(class_weights(y, n_classes)) if cfg.class_weights else cross_entropy
+    penalty = (lambda _batch: cfg.l2 * model.kernel_l2()) if cfg.l2 else None
     for epoch in range(1, cfg.epochs + 1):
-        train_epoch(model, shuffled_batches(data, cfg.batch_size, gen), opt, None, loss_fn=loss)
-        if val is not None and best.update(model, epoch, scores(val[1], predict(model, val[0]))["macro_f1"]):
+        t0 = time.perf_counter()
+        mean_loss = train_epoch(
+            model, shuffled_batches(data, cfg.batch_size, gen), opt, None, penalty=penalty, loss_fn=loss
+        )
+        f1 = scores(val[1], predict(model, val[0]))["macro_f1"] if val is not None else None
+        if progress:
+            shown = "" if f1 is None else f", validation macro-F1 {f1:.2f}"
+            progress(f"epoch {epoch}/{cfg.epochs}: loss {mean_loss:.4f}{shown} ({time.perf_counter() - t0:.0f} s)")
+        if f1 is not None and best.update(model, epoch, f1):
             break
+    if progress and val is not None:
+        progress(f"kept epoch {best.best_epoch} (validation macro-F1 {best.best_score:.2f})")
     best.restore(model)
     return model

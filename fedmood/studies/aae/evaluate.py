@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from fedmood.classification import predict, scores
 from fedmood.data.motionsense import SHORT_TRIALS, SUBJECTS, Standardiser, Windows, subject_split, trial_split
 from fedmood.studies.aae.classify import ClassifierConfig, fit_classifier
-from fedmood.studies.aae.model import WindowCNN
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -55,15 +55,29 @@ def prepare(windows: Windows) -> Protocol:
     return Protocol(*(_scaled(w, z) for w in (act_train, act_test, id_train, id_test, aae_train)), z)
 
 
-def identity_attacker(proto: Protocol, cfg: ClassifierConfig, seed: int = 0) -> WindowCNN:
-    """The adversary: an identity classifier trained on raw (z-scored) trial-split training windows."""
-    return fit_classifier(proto.id_train.x, proto.id_train.identity(SUBJECTS), len(SUBJECTS), cfg, seed)
+#: With ``validation``, the identity attacker selects its epoch on this share of its training windows
+#: (drawn at random, as the paper's code does: the short trials are its test windows).
+ATTACKER_VALIDATION_SHARE = 0.2
+
+
+def identity_attacker(
+    proto: Protocol, cfg: ClassifierConfig, seed: int = 0, progress: Callable[[str], None] | None = None
+) -> torch.nn.Module:
+    """The adversary: an identity classifier trained on raw (z-scored) trial-split training windows;
+    with ``cfg.validation`` the epoch of best macro-F1 on a random fifth of them (trained on the rest)."""
+    x, y = proto.id_train.x, proto.id_train.identity(SUBJECTS)
+    if not cfg.validation:
+        return fit_classifier(x, y, len(SUBJECTS), cfg, seed, progress=progress)
+    held = np.random.default_rng(seed).permutation(len(x))[: int(len(x) * ATTACKER_VALIDATION_SHARE)]
+    val = np.zeros(len(x), dtype=bool)
+    val[held] = True
+    return fit_classifier(x[~val], y[~val], len(SUBJECTS), cfg, seed, val=(x[val], y[val]), progress=progress)
 
 
 def evaluate(
     transform: Transform,
     proto: Protocol,
-    attacker: WindowCNN,
+    attacker: torch.nn.Module,
     cfg: ClassifierConfig,
     seeds: int = 5,
     progress: Callable[[str], None] | None = None,
@@ -77,7 +91,8 @@ def evaluate(
     n_act = len(proto.act_train.activities)
     f1 = []
     for seed in range(seeds):
-        clf = fit_classifier(train_x, train_y, n_act, cfg, seed, val=val)
+        tell = (lambda line, k=seed: progress(f"activity classifier {k + 1}/{seeds}, {line}")) if progress else None
+        clf = fit_classifier(train_x, train_y, n_act, cfg, seed, val=val, progress=tell)
         f1.append(scores(proto.act_test.activity, predict(clf, test_x))["macro_f1"])
         if progress:
             progress(f"activity classifier {seed + 1}/{seeds}: macro-F1 {f1[-1]:.2f}")

@@ -12,6 +12,8 @@ the 2-D embedding by user and by activity).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -29,11 +31,12 @@ from fedmood.studies.aae.paper import LABELS, PAPER_TABLE2
 from fedmood.studies.aae.train import AAEConfig, train_aae
 
 
-def save_anonymiser(path: Path, aae: Autoencoder, standardiser: Standardiser, width: int, hidden: int) -> None:
-    """The anonymiser with what it needs to transform new recordings (z-scoring statistics, window)."""
+def save_anonymiser(path: Path, aae: Autoencoder, standardiser: Standardiser, width: int, cfg: AAEConfig) -> None:
+    """The anonymiser with what it needs to transform new recordings (layout, z-scoring statistics, window)."""
     payload = {
         "model": aae.state_dict(),
-        "hidden": hidden,
+        "hidden": cfg.hidden,
+        "arch": cfg.arch,
         "mean": standardiser.mean,
         "std": standardiser.std,
         "width": width,
@@ -91,8 +94,46 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n\nChance level for identity: 1/24 = 4.17 %.\n"
 
 
+def _tell(say: Callable[..., None], label: str, line: str) -> None:
+    say(f"[aae] {label}: {line}", flush=True)
+
+
+@dataclass(frozen=True)
+class StudyConfigs:
+    """The typed settings of a run, built (and so checked) before any work."""
+
+    classifier: ClassifierConfig
+    attacker: ClassifierConfig
+    aae: AAEConfig
+    federated: AAEConfig
+
+
+def study_configs(cfg: dict) -> StudyConfigs:
+    """Every setting group of ``conf/aae.yaml`` as its dataclass; a bad value or method fails here by name."""
+    unknown = [m for m in cfg["methods"] if m not in LABELS]
+    if unknown:
+        raise ValueError(f"methods: unknown method {unknown[0]!r} (known: {', '.join(LABELS)})")
+    built = {}
+    for group, make in (("classifier", ClassifierConfig), ("attacker", ClassifierConfig), ("aae", AAEConfig)):
+        try:
+            built[group] = make(**cfg[group])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{group}: {exc}") from exc
+    try:
+        federated = AAEConfig(**{**cfg["aae"], **cfg.get("federated", {})})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"federated: {exc}") from exc
+    if "aae_federated" in cfg["methods"] and federated.pretrain_epochs:
+        raise ValueError(
+            f"aae.pretrain_epochs={federated.pretrain_epochs}: the federated AAE has no pretraining phase; "
+            "set federated.pretrain_epochs=0 (or leave aae_federated out of methods)"
+        )
+    return StudyConfigs(built["classifier"], built["attacker"], built["aae"], federated)
+
+
 def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     """Compute the configured rows of Table 2 and write the run folder."""
+    configs = study_configs(cfg)
     torch.set_num_threads(int(cfg.get("threads", 2)))
     seed = int(cfg["seed"])
     say = print if progress else (lambda *_a, **_k: None)
@@ -105,9 +146,9 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
         f"{len(proto.id_train)}/{len(proto.id_test)}, anonymiser training {len(proto.aae_train)}",
         flush=True,
     )
-    clf_cfg, aae_cfg = ClassifierConfig(**cfg["classifier"]), AAEConfig(**cfg["aae"])
+    clf_cfg, aae_cfg = configs.classifier, configs.aae
     t0 = time.perf_counter()
-    attacker = identity_attacker(proto, ClassifierConfig(**cfg["attacker"]), seed)
+    attacker = identity_attacker(proto, configs.attacker, seed, (lambda m: say(f"[aae] attacker {m}", flush=True)))
     say(f"[aae] identity attacker trained on raw windows ({time.perf_counter() - t0:.0f}s)", flush=True)
     ssa_window = int(cfg.get("ssa_window", 16))
     transforms: dict[str, Transform] = {
@@ -121,24 +162,20 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     for method in cfg["methods"]:
         t0, extra = time.perf_counter(), {}
         if method in ("aae", "rep"):
-            aae, history = train_anonymiser(
-                proto, AAEConfig(**{**cfg["aae"], "dec_reg": method == "aae"}), seed, progress
-            )
+            aae, history = train_anonymiser(proto, replace(aae_cfg, dec_reg=method == "aae"), seed, progress)
             writer.table(f"{method}_history", pd.DataFrame(history))
             models[method] = aae
             transform = model_transform(aae)
         elif method == "aae_federated":
-            fed_cfg = AAEConfig(**{**cfg["aae"], **cfg.get("federated", {})})
-            aae, history = train_federated_anonymiser(proto, fed_cfg, seed, progress)
+            aae, history = train_federated_anonymiser(proto, configs.federated, seed, progress)
             writer.table(f"{method}_history", pd.DataFrame(history))
             extra["id_head_acc"] = first_head_accuracy(history)
             models[method] = aae
             transform = model_transform(aae)
-        elif method in transforms:
-            transform = transforms[method]
         else:
-            raise ValueError(f"methods: unknown method {method!r} (known: {', '.join(LABELS)})")
-        row = {"method": method, **evaluate(transform, proto, attacker, clf_cfg, int(cfg["eval_seeds"])), **extra}
+            transform = transforms[method]
+        tell = partial(_tell, say, LABELS.get(method, method))
+        row = {"method": method, **evaluate(transform, proto, attacker, clf_cfg, int(cfg["eval_seeds"]), tell), **extra}
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         say(
@@ -154,7 +191,7 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     atomic_write_text(Path(out_dir) / "table2.md", markdown_table(table))
     if "aae" in models:
         save_anonymiser(
-            Path(out_dir) / "aae.pt", models["aae"], proto.standardiser, proto.aae_train.x.shape[2], aae_cfg.hidden
+            Path(out_dir) / "aae.pt", models["aae"], proto.standardiser, proto.aae_train.x.shape[2], aae_cfg
         )
         from fedmood.studies.aae.figures import embedding_figure, windows_figure
 

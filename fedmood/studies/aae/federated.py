@@ -34,7 +34,7 @@ PHASES = ("adversaries", "anonymiser")
 
 def build_networks(cfg: AAEConfig, width: int, n_users: int, n_activities: int) -> tuple[Autoencoder, Adversaries]:
     """The AAE and the three adversaries, freshly initialised."""
-    aae = Autoencoder(2, cfg.hidden)
+    aae = Autoencoder(2, cfg.hidden, arch=cfg.arch)
     latent_width = aae.encoder(torch.zeros(1, 2, width)).shape[2]
     return aae, Adversaries.create(width, latent_width, n_users, n_activities, cfg)
 

@@ -50,11 +50,16 @@ class AAEConfig:
     dec_reg: bool = True  # False: REP, the latent alone is anonymised
     hidden: int = 64
     reg_hidden: int = 32
+    arch: str = "small"  # the anonymiser's layout: "small" or "paper" (fedmood.studies.aae.model.Autoencoder)
+    l2: float = 0.0  # L2 penalty on the anonymiser's hidden kernels (the paper: 1e-3)
+    pretrain_epochs: int = 0  # epochs of a plain autoencoder (reconstruction only) before round 1
     identity_heads: str = "softmax"  # federated, one user per device: "fedaws" (strategies/fedaws.py)
     spreadout_margin: float = 1.0  # FedAwS: the server pushes apart user embeddings closer than this
     spreadout_lr: float = 0.5  # FedAwS: the size of the server's spreadout step
 
     def __post_init__(self) -> None:
+        if self.arch not in ("small", "paper"):
+            raise ValueError(f"arch: {self.arch!r} is not 'small' or 'paper'")
         if self.identity_heads not in ("softmax", "fedaws"):
             raise ValueError(f"identity_heads: {self.identity_heads!r} is not 'softmax' or 'fedaws'")
 
@@ -108,7 +113,22 @@ def aae_loss(adv: Adversaries, cfg: AAEConfig) -> Callable[[Autoencoder, TensorB
         mse = F.mse_loss(out, x)
         if cfg.reconstruction == "window_sum":
             mse = mse * (x[0].numel())
-        return cfg.beta_d * mse + cfg.beta_i * private + cfg.beta_a * F.cross_entropy(adv.act_reg(out), activity)
+        total = cfg.beta_d * mse + cfg.beta_i * private + cfg.beta_a * F.cross_entropy(adv.act_reg(out), activity)
+        return total + cfg.l2 * aae.kernel_l2() if cfg.l2 else total
+
+    return loss
+
+
+def reconstruction_loss(cfg: AAEConfig) -> Callable[[Autoencoder, TensorBatches], torch.Tensor]:
+    """A plain autoencoder's loss (the pretraining of the initial latent codes): the reconstruction
+    term of :func:`aae_loss` alone (same ``reconstruction`` and ``l2``)."""
+
+    def loss(aae: Autoencoder, batch: TensorBatches) -> torch.Tensor:
+        x = batch.tensors[0]
+        mse = F.mse_loss(aae(x)[1], x)
+        if cfg.reconstruction == "window_sum":
+            mse = mse * (x[0].numel())
+        return mse + cfg.l2 * aae.kernel_l2() if cfg.l2 else mse
 
     return loss
 
@@ -161,7 +181,7 @@ def train_aae(
     if cfg.fedaws:
         raise ValueError("aae.identity_heads=fedaws is for the federated AAE (federated.identity_heads)")
     torch.manual_seed(seed)
-    aae = Autoencoder(x.shape[1], cfg.hidden)
+    aae = Autoencoder(x.shape[1], cfg.hidden, arch=cfg.arch)
     latent_width = aae.encoder(torch.zeros(1, *x.shape[1:])).shape[2]
     adv = Adversaries.create(x.shape[2], latent_width, n_users, n_activities, cfg)
     opt = torch.optim.Adam(aae.parameters(), lr=cfg.lr)
@@ -170,6 +190,12 @@ def train_aae(
     )
     gen = torch.Generator().manual_seed(seed)
     history = []
+    for epoch in range(1, cfg.pretrain_epochs + 1):
+        t0 = time.perf_counter()
+        mse = train_epoch(aae, shuffled_batches(data, cfg.batch_size, gen), opt, None, loss_fn=reconstruction_loss(cfg))
+        history.append({"round": 0, "pretrain_epoch": epoch, "aae_loss": mse, "seconds": time.perf_counter() - t0})
+        if progress:
+            print(f"[aae] pretraining {epoch}/{cfg.pretrain_epochs} loss={mse:.4f} {history[-1]['seconds']:.1f}s")
     for rnd in range(1, cfg.rounds + 1):
         t0 = time.perf_counter()
         record: dict[str, float] = {"round": rnd, **train_adversaries(aae, adv, data, cfg, gen)}

@@ -13,7 +13,7 @@ from fedmood.classification import predict, scores
 from fedmood.studies.aae.classify import ClassifierConfig, fit_classifier
 from fedmood.studies.aae.losses import identity_loss
 from fedmood.studies.aae.model import Autoencoder, WindowCNN
-from fedmood.studies.aae.train import AAEConfig, Adversaries, aae_loss, train_aae
+from fedmood.studies.aae.train import AAEConfig, Adversaries, aae_loss, reconstruction_loss, train_aae
 from fedmood.training import BestEpoch, TensorBatches
 
 
@@ -34,6 +34,21 @@ def test_shapes():
     assert z.shape == (3, 2, 32) and out.shape == (3, 2, 128)
     assert WindowCNN(2, 32, 20)(z).shape == (3, 20) and WindowCNN(2, 128, 4)(out).shape == (3, 4)
     assert aae.transform(torch.randn(5, 2, 128)).shape == (5, 2, 128)
+    paper = Autoencoder(hidden=100, arch="paper")  # the paper's layout: per-row 1 x 3 kernels, SELU, batch norm
+    z, out = paper(torch.randn(3, 2, 128))
+    assert z.shape == (3, 2, 32) and out.shape == (3, 2, 128)
+    # each sensor row is encoded with the same kernels, never mixed with the other row
+    x = torch.randn(3, 2, 128)
+    paper.eval()
+    swapped = paper.encoder(x.flip(1))
+    torch.testing.assert_close(swapped, paper.encoder(x).flip(1))
+    convs = [m for m in paper.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5 and {c.kernel_size for c in convs} == {(1, 3)}
+    # the last convolution of each half is not penalised
+    hidden = convs[:-1] + [m for m in paper.decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert float(paper.kernel_l2()) == pytest.approx(float(sum((m.weight**2).sum() for m in hidden)), rel=1e-5)
+    with pytest.raises(ValueError, match="arch"):
+        Autoencoder(arch="unet")
 
 
 def _toy_windows(n_per: int = 60, users: int = 4, seed: int = 0):
@@ -124,6 +139,24 @@ def test_reconstruction_term_sums_over_the_window():
         aae_loss(adv, replace(only_mse, reconstruction="median"))
 
 
+def test_pretraining_and_the_kernel_penalty():
+    x, act, uid = _toy_windows(n_per=8)
+    cfg = AAEConfig(rounds=1, pretrain_epochs=2, batch_size=32, hidden=8, reg_hidden=8)
+    aae, history = train_aae(x, act, uid, 4, 2, cfg, progress=False)
+    assert [h["round"] for h in history] == [0, 0, 1] and history[1]["pretrain_epoch"] == 2
+    # the penalty is l2 times the hidden kernels' squared sum, in both losses
+    batch = TensorBatches.from_numpy(x[:16], act[:16], uid[:16])
+    adv = Adversaries.create(128, 32, 4, 2, cfg)
+    adv.freeze(True)
+    with torch.no_grad():
+        for loss in (aae_loss, reconstruction_loss):
+            plain = loss(adv, cfg) if loss is aae_loss else loss(cfg)
+            penalised = loss(adv, replace(cfg, l2=1e-3)) if loss is aae_loss else loss(replace(cfg, l2=1e-3))
+            aae.eval()
+            gap = float(penalised(aae, batch) - plain(aae, batch))
+            assert gap == pytest.approx(1e-3 * float(aae.kernel_l2()), rel=1e-3)  # a float32 difference
+
+
 def test_validation_selection_keeps_the_best_epoch_and_stops(monkeypatch):
     model = torch.nn.Linear(1, 1)
     best = BestEpoch(patience=2)
@@ -153,18 +186,25 @@ def test_validation_selection_keeps_the_best_epoch_and_stops(monkeypatch):
 
 
 def test_the_papers_estimator_and_class_weights():
-    from fedmood.studies.aae.classify import balanced_weights
+    from fedmood.studies.aae.classify import class_weights
     from fedmood.studies.aae.model import PaperCNN
 
     net = PaperCNN(2, 128, 24)
-    assert net(torch.randn(3, 2, 128)).shape == (3, 24)
+    x = torch.randn(3, 2, 128)
+    assert net(x).shape == (3, 24)
     convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
-    assert [c.out_channels for c in convs] == [64, 64, 32, 32] and convs[0].kernel_size == (2, 5)
+    assert [c.out_channels for c in convs] == [64, 64, 32, 32] and {c.kernel_size for c in convs} == {(2, 5)}
+    # "same" padding keeps both sensor rows in every block; four 2x poolings: 128 -> 8 samples
+    assert net.features(x[:, None]).shape == (3, 32, 2, 8)
     assert [m.out_features for m in net.head if isinstance(m, torch.nn.Linear)] == [256, 64, 24]
-    # scikit-learn's "balanced": n / (classes * n_c); 6 windows, classes of 3, 2, 1 and none
-    np.testing.assert_allclose(balanced_weights(np.array([0, 0, 0, 1, 1, 2]), 4).numpy(), [6 / 12, 6 / 8, 6 / 4, 0])
+    kernels = [m.weight for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))][:-1]
+    assert len(kernels) == 6 and float(net.kernel_l2()) == pytest.approx(float(sum((k**2).sum() for k in kernels)))
+    # the paper's weights: the largest class's count over each class's; classes of 3, 2, 1 windows and none
+    np.testing.assert_allclose(class_weights(np.array([0, 0, 0, 1, 1, 2]), 4).numpy(), [1, 3 / 2, 3, 0])
     x, act, _ = _toy_windows(n_per=10)
-    cfg = ClassifierConfig(epochs=2, batch_size=7, arch="paper", class_weights=True)  # a last batch of one window
+    cfg = ClassifierConfig(epochs=2, batch_size=7, arch="paper", class_weights=True, l2=1e-3)  # a last batch of one
     assert isinstance(fit_classifier(x[:141], act[:141], 2, cfg), PaperCNN)
     with pytest.raises(ValueError, match="arch"):
         ClassifierConfig(arch="resnet")
+    with pytest.raises(ValueError, match="l2"):
+        ClassifierConfig(l2=1e-3)  # the small CNN has no such penalty

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from synthetic_motionsense import recording as make_recording
 from synthetic_motionsense import recording_csv, synthetic_motionsense
 
@@ -73,9 +74,33 @@ def test_the_anonymiser_tool_refuses_bad_input(tmp_path, capsys):
     from fedmood.data.motionsense import Standardiser
     from fedmood.studies.aae.experiment import save_anonymiser  # a real (untrained) checkpoint for the column check
     from fedmood.studies.aae.model import Autoencoder
+    from fedmood.studies.aae.train import AAEConfig
 
-    save_anonymiser(model, Autoencoder(hidden=8), Standardiser(np.zeros((2, 1)), np.ones((2, 1))), 128, 8)
+    save_anonymiser(
+        model, Autoencoder(hidden=8), Standardiser(np.zeros((2, 1)), np.ones((2, 1))), 128, AAEConfig(hidden=8)
+    )
     assert anonymise_main(["--model", str(model), "--input", str(bad), "--output", str(tmp_path / "o.npz")]) == 2
     err = capsys.readouterr().err
     assert "bad.csv" in err and "missing column(s) attitude.roll" in err
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_settings_are_refused_by_name_before_any_work():
+    from omegaconf import OmegaConf
+
+    from fedmood.paths import CONF_DIR
+    from fedmood.studies.aae.experiment import study_configs
+
+    base = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "aae.yaml"), resolve=False)
+    assert study_configs(base).federated.reg_epochs == base["federated"]["reg_epochs"]
+    for change, message in (
+        ({"methods": ["raw", "aae_gan"]}, "methods: unknown method 'aae_gan'"),
+        ({"aae": {**base["aae"], "arch": "unet"}}, "aae: arch: 'unet'"),
+        ({"classifier": {**base["classifier"], "arch": "resnet"}}, "classifier: classifier arch 'resnet'"),
+        ({"attacker": {**base["attacker"], "epoch": 3}}, "attacker: .*epoch"),
+        ({"aae": {**base["aae"], "pretrain_epochs": 2}}, "federated AAE has no pretraining phase"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            study_configs({**base, **change})
+    # without the federated row, pretraining is fine
+    assert study_configs({**base, "methods": ["aae"], "aae": {**base["aae"], "pretrain_epochs": 2}}).aae.pretrain_epochs
