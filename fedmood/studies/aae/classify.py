@@ -60,6 +60,13 @@ def weighted_cross_entropy(weights: torch.Tensor):
     return loss
 
 
+def new_classifier(cfg: ClassifierConfig, channels: int, width: int, n_classes: int) -> torch.nn.Module:
+    """A freshly initialised classifier of ``cfg.arch`` for windows of (channels, width)."""
+    if cfg.arch == "paper":
+        return PaperCNN(channels, width, n_classes)
+    return WindowCNN(channels, width, n_classes, cfg.hidden)
+
+
 def fit_classifier(
     x: np.ndarray,
     y: np.ndarray,
@@ -80,11 +87,7 @@ def fit_classifier(
     """
     torch.manual_seed(seed)
     if model is None:
-        model = (
-            PaperCNN(x.shape[1], x.shape[2], n_classes)
-            if cfg.arch == "paper"
-            else WindowCNN(x.shape[1], x.shape[2], n_classes, cfg.hidden)
-        )
+        model = new_classifier(cfg, x.shape[1], x.shape[2], n_classes)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     data = TensorBatches.from_numpy(np.asarray(x, np.float32), np.asarray(y, np.int64))
     gen = torch.Generator().manual_seed(seed)

@@ -13,15 +13,18 @@ only: it never sees a test subject, nor a window the identity attack is tested o
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from fedmood.classification import predict, scores
 from fedmood.data.motionsense import SHORT_TRIALS, SUBJECTS, Standardiser, Windows, subject_split, trial_split
-from fedmood.studies.aae.classify import ClassifierConfig, fit_classifier
+from fedmood.results import atomic_write_with
+from fedmood.studies.aae.classify import ClassifierConfig, fit_classifier, new_classifier
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -60,11 +63,47 @@ def prepare(windows: Windows) -> Protocol:
 ATTACKER_VALIDATION_SHARE = 0.2
 
 
+def attacker_cache_key(proto: Protocol, cfg: ClassifierConfig, seed: int) -> str:
+    """What the attacker's weights depend on: its training windows and labels, its settings, the seed."""
+    h = hashlib.sha256()
+    for part in (proto.id_train.x, proto.id_train.subject, proto.id_train.trial):
+        h.update(np.ascontiguousarray(part).tobytes())
+    h.update(f"{sorted(asdict(cfg).items())}|{seed}|{ATTACKER_VALIDATION_SHARE}|{torch.__version__}".encode())
+    return h.hexdigest()[:16]
+
+
 def identity_attacker(
-    proto: Protocol, cfg: ClassifierConfig, seed: int = 0, progress: Callable[[str], None] | None = None
+    proto: Protocol,
+    cfg: ClassifierConfig,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> torch.nn.Module:
     """The adversary: an identity classifier trained on raw (z-scored) trial-split training windows;
-    with ``cfg.validation`` the epoch of best macro-F1 on a random fifth of them (trained on the rest)."""
+    with ``cfg.validation`` the epoch of best macro-F1 on a random fifth of them (trained on the rest).
+
+    With ``cache_dir`` the trained weights are kept there (``aae-attacker-<key>.pt``, written
+    atomically) and a later run on the same windows with the same settings and seed loads them
+    instead of training again (:func:`attacker_cache_key`).
+    """
+    if cache_dir is None:
+        return _train_attacker(proto, cfg, seed, progress)
+    path = Path(cache_dir) / f"aae-attacker-{attacker_cache_key(proto, cfg, seed)}.pt"
+    model = new_classifier(cfg, proto.id_train.x.shape[1], proto.id_train.x.shape[2], len(SUBJECTS))
+    if path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu"))
+        if progress:
+            progress(f"loaded from {path} (same windows, settings and seed)")
+        return model.eval()
+    model = _train_attacker(proto, cfg, seed, progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_with(path, lambda f: torch.save(model.state_dict(), f))
+    return model
+
+
+def _train_attacker(
+    proto: Protocol, cfg: ClassifierConfig, seed: int, progress: Callable[[str], None] | None
+) -> torch.nn.Module:
     x, y = proto.id_train.x, proto.id_train.identity(SUBJECTS)
     if not cfg.validation:
         return fit_classifier(x, y, len(SUBJECTS), cfg, seed, progress=progress)

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from fedmood.data.motionsense import SHORT_TRIALS, Standardiser, load_recordings, make_windows
+from fedmood.paths import PROJECT_ROOT
 from fedmood.results import ResultsWriter, atomic_write_text, atomic_write_with
 from fedmood.studies.aae.baselines import resample_roundtrip, ssa_reconstruct
 from fedmood.studies.aae.classify import ClassifierConfig
@@ -148,7 +149,13 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     )
     clf_cfg, aae_cfg = configs.classifier, configs.aae
     t0 = time.perf_counter()
-    attacker = identity_attacker(proto, configs.attacker, seed, (lambda m: say(f"[aae] attacker {m}", flush=True)))
+    attacker = identity_attacker(
+        proto,
+        configs.attacker,
+        seed,
+        lambda m: say(f"[aae] attacker {m}", flush=True),
+        cfg.get("cache_dir") or PROJECT_ROOT / ".cache",
+    )
     say(f"[aae] identity attacker trained on raw windows ({time.perf_counter() - t0:.0f}s)", flush=True)
     ssa_window = int(cfg.get("ssa_window", 16))
     transforms: dict[str, Transform] = {
