@@ -156,7 +156,7 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
         lambda m: say(f"[aae] attacker {m}", flush=True),
         cfg.get("cache_dir") or PROJECT_ROOT / ".cache",
     )
-    say(f"[aae] identity attacker trained on raw windows ({time.perf_counter() - t0:.0f}s)", flush=True)
+    say(f"[aae] identity attacker ready ({time.perf_counter() - t0:.0f}s)", flush=True)
     ssa_window = int(cfg.get("ssa_window", 16))
     transforms: dict[str, Transform] = {
         "raw": lambda x: x,
