@@ -89,8 +89,8 @@ def identity_attacker(
     if cache_dir is None:
         return _train_attacker(proto, cfg, seed, progress)
     path = Path(cache_dir) / f"aae-attacker-{attacker_cache_key(proto, cfg, seed)}.pt"
-    model = new_classifier(cfg, proto.id_train.x.shape[1], proto.id_train.x.shape[2], len(SUBJECTS))
     if path.is_file():
+        model = new_classifier(cfg, proto.id_train.x.shape[1], proto.id_train.x.shape[2], len(SUBJECTS))
         model.load_state_dict(torch.load(path, map_location="cpu"))
         if progress:
             progress(f"loaded from {path} (same windows, settings and seed)")

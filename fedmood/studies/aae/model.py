@@ -195,6 +195,7 @@ class PaperCNN(nn.Module):
             ]
 
         self.features = nn.Sequential(*block(1, 64), *block(64, 64), *block(64, 32), *block(32, 32))
+
         def dense(n_in: int, n_out: int) -> list[nn.Module]:
             return [nn.Linear(n_in, n_out), nn.ReLU(), _BatchNorm1d(n_out, eps=1e-3, momentum=0.01), nn.Dropout(0.5)]
 

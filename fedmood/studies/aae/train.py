@@ -58,6 +58,8 @@ class AAEConfig:
     spreadout_lr: float = 0.5  # FedAwS: the size of the server's spreadout step
 
     def __post_init__(self) -> None:
+        if self.reconstruction not in ("window_sum", "mean"):
+            raise ValueError(f"aae.reconstruction: {self.reconstruction!r} is not 'window_sum' or 'mean'")
         if self.arch not in ("small", "paper"):
             raise ValueError(f"arch: {self.arch!r} is not 'small' or 'paper'")
         if self.identity_heads not in ("softmax", "fedaws"):
@@ -99,10 +101,15 @@ class Adversaries:
             m.train(not frozen)
 
 
+def reconstruction_error(out: torch.Tensor, x: torch.Tensor, cfg: AAEConfig) -> torch.Tensor:
+    """The squared error of ``out`` against ``x``: summed over a window and averaged over windows
+    (``cfg.reconstruction="window_sum"``) or averaged over every element (``"mean"``)."""
+    mse = F.mse_loss(out, x)
+    return mse * x[0].numel() if cfg.reconstruction == "window_sum" else mse
+
+
 def aae_loss(adv: Adversaries, cfg: AAEConfig) -> Callable[[Autoencoder, TensorBatches], torch.Tensor]:
     """The AAE's loss on a batch of (windows, activity, identity), with the adversaries frozen."""
-    if cfg.reconstruction not in ("window_sum", "mean"):
-        raise ValueError(f"aae.reconstruction: {cfg.reconstruction!r} is not 'window_sum' or 'mean'")
 
     def loss(aae: Autoencoder, batch: TensorBatches) -> torch.Tensor:
         x, activity, identity = batch.tensors
@@ -110,9 +117,7 @@ def aae_loss(adv: Adversaries, cfg: AAEConfig) -> Callable[[Autoencoder, TensorB
         private = identity_loss(adv.enc_reg(z), identity)
         if cfg.dec_reg:
             private = private + identity_loss(adv.dec_reg(out), identity)
-        mse = F.mse_loss(out, x)
-        if cfg.reconstruction == "window_sum":
-            mse = mse * (x[0].numel())
+        mse = reconstruction_error(out, x, cfg)
         total = cfg.beta_d * mse + cfg.beta_i * private + cfg.beta_a * F.cross_entropy(adv.act_reg(out), activity)
         return total + cfg.l2 * aae.kernel_l2() if cfg.l2 else total
 
@@ -125,9 +130,7 @@ def reconstruction_loss(cfg: AAEConfig) -> Callable[[Autoencoder, TensorBatches]
 
     def loss(aae: Autoencoder, batch: TensorBatches) -> torch.Tensor:
         x = batch.tensors[0]
-        mse = F.mse_loss(aae(x)[1], x)
-        if cfg.reconstruction == "window_sum":
-            mse = mse * (x[0].numel())
+        mse = reconstruction_error(aae(x)[1], x, cfg)
         return mse + cfg.l2 * aae.kernel_l2() if cfg.l2 else mse
 
     return loss

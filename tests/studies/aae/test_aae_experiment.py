@@ -96,6 +96,7 @@ def test_settings_are_refused_by_name_before_any_work():
     for change, message in (
         ({"methods": ["raw", "aae_gan"]}, "methods: unknown method 'aae_gan'"),
         ({"aae": {**base["aae"], "arch": "unet"}}, "aae: arch: 'unet'"),
+        ({"aae": {**base["aae"], "reconstruction": "median"}}, r"aae: aae\.reconstruction: 'median'"),
         ({"classifier": {**base["classifier"], "arch": "resnet"}}, "classifier: classifier arch 'resnet'"),
         ({"attacker": {**base["attacker"], "epoch": 3}}, "attacker: .*epoch"),
         ({"aae": {**base["aae"], "pretrain_epochs": 2}}, "federated AAE has no pretraining phase"),
