@@ -114,8 +114,8 @@ def replayed_noise(seed: int, stream: str, shapes: list[tuple[int, ...]], std: f
     return [source.normal(shape, std) for shape in shapes]
 
 
-def replay_scores(view: ServerView, n_users: int, n_items: int, seed: int, noise_multiplier: float, clip: float):
-    """Disaggregation after subtracting the central noise regenerated from the config's ``seed``.
+def replay_denoiser(seed: int, noise_multiplier: float, clip: float):
+    """``denoise(round, participants, update)``: the update minus the central noise regenerated from ``seed``.
 
     The SecAgg+ path draws round ``r``'s noise as the stream ``central/round-r`` with standard
     deviation ``z * clip / participants`` (:class:`strategies.central_dp.ClientClippedSum`).
@@ -126,4 +126,10 @@ def replay_scores(view: ServerView, n_users: int, n_items: int, seed: int, noise
         noise = replayed_noise(seed, f"central/round-{rnd}", [a.shape for a in update], std)
         return [a - n for a, n in zip(update, noise, strict=True)]
 
+    return denoise
+
+
+def replay_scores(view: ServerView, n_users: int, n_items: int, seed: int, noise_multiplier: float, clip: float):
+    """Disaggregation after subtracting the central noise regenerated from the config's ``seed``."""
+    denoise = replay_denoiser(seed, noise_multiplier, clip)
     return disaggregation_scores(view, n_users, n_items, denoise=denoise)
