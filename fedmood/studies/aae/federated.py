@@ -5,7 +5,11 @@ training subjects); the AAE and the three adversaries (whose identity heads are 
 one record. With one user per device a softmax identity head learns "my user for everything" and
 the FedAvg of such heads identifies nobody; with ``identity_heads=fedaws`` the heads end in user
 embeddings (a cosine head), each device trains its own user's embedding on its own windows only and
-the server aggregates them with FedAwS (:mod:`strategies.fedaws`). Rounds alternate
+the server aggregates them with FedAwS (:mod:`strategies.fedaws`); with ``identity_heads=lda`` the
+heads are linear discriminants on frozen, seeded convolutional features, which need no training:
+each device sends the count, sum and scatter of its own windows' features and the server fits
+the heads from their sums (:mod:`strategies.fedlda`; the same heads as a fit on the pooled
+windows). Rounds alternate
 (``strategies/alternating.py``): in an *adversaries* round every client trains EncReg/DecReg/ActReg
 on its own AAE latents/outputs; in an *anonymiser* round it trains the AAE against the frozen
 adversaries with the loss of :func:`fedmood.studies.aae.train.aae_loss`; FedAvg (weighted by
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedmood.classification import predict
@@ -24,10 +28,18 @@ from fedmood.federated.study import run_fedavg_study
 from fedmood.keys import NUM_EXAMPLES
 from fedmood.seeding import derived_seed
 from fedmood.studies.aae.model import Autoencoder
-from fedmood.studies.aae.train import AAEConfig, Adversaries, aae_loss, encode_all, train_adversaries
+from fedmood.studies.aae.train import (
+    AAEConfig,
+    Adversaries,
+    aae_loss,
+    discriminant_statistics,
+    encode_all,
+    train_adversaries,
+)
 from fedmood.training import TensorBatches, shuffled_batches, train_epoch
 from strategies.alternating import AlternatingFedAvg
 from strategies.fedaws import FedAwS
+from strategies.fedlda import STATS_RECORD, FederatedLDA
 
 PHASES = ("adversaries", "anonymiser")
 
@@ -67,8 +79,12 @@ def client_round(
     config = msg.content["config"]
     phase, rnd = str(config["phase"]), int(config["server-round"])
     gen = torch.Generator().manual_seed(derived_seed(seed, rnd, int(data.tensors[2][0])))
+    extra: dict[str, ArrayRecord] = {}
     if phase == "adversaries":
         metrics = train_adversaries(aae, adv, data, cfg, gen)
+        if cfg.identity_heads == "lda":
+            stats = discriminant_statistics(aae, adv, data, cfg, n_users)
+            extra[STATS_RECORD] = ArrayRecord({k: Array(v) for k, v in stats.items()})
     elif phase == "anonymiser":
         adv.freeze(True)
         opt = torch.optim.Adam(aae.parameters(), lr=cfg.lr)
@@ -81,25 +97,32 @@ def client_round(
     else:
         raise ValueError(f"federated AAE: unknown phase {phase!r}")
     return Message(
-        RecordDict({"arrays": to_record(aae, adv), "metrics": MetricRecord({**metrics, NUM_EXAMPLES: len(data)})}),
+        RecordDict(
+            {"arrays": to_record(aae, adv), "metrics": MetricRecord({**metrics, NUM_EXAMPLES: len(data)}), **extra}
+        ),
         reply_to=msg,
     )
 
 
 #: The class-embedding arrays of the identity heads (WindowCNN's last layer) in :func:`to_record`'s names.
 EMBEDDINGS = {name: f"{name}.head.4.class_embeddings" for name in ("enc_reg", "dec_reg")}
+#: The discriminant heads' class layer (weight, bias) in :func:`to_record`'s names.
+DISCRIMINANTS = {name: (f"{name}.head.1.weight", f"{name}.head.1.bias") for name in ("enc_reg", "dec_reg")}
 
 
 def identity_strategy(cfg: AAEConfig, n_users: int):
     """FedAvg alternating the phases; with ``identity_heads=fedaws`` the identity heads' user
-    embeddings are aggregated by FedAwS (:class:`strategies.fedaws.FedAwS`)."""
+    embeddings are aggregated by FedAwS (:class:`strategies.fedaws.FedAwS`), with ``lda`` the heads
+    are fitted from the devices' statistics (:class:`strategies.fedlda.FederatedLDA`)."""
     strategy = AlternatingFedAvg(
         PHASES, fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n_users, min_available_nodes=n_users
     )
-    if not cfg.fedaws:
-        return strategy
-    keys = [EMBEDDINGS["enc_reg"]] + ([EMBEDDINGS["dec_reg"]] if cfg.dec_reg else [])
-    return FedAwS(strategy, keys, margin=cfg.spreadout_margin, lr=cfg.spreadout_lr)
+    names = ["enc_reg"] + (["dec_reg"] if cfg.dec_reg else [])
+    if cfg.identity_heads == "fedaws":
+        return FedAwS(strategy, [EMBEDDINGS[n] for n in names], margin=cfg.spreadout_margin, lr=cfg.spreadout_lr)
+    if cfg.identity_heads == "lda":
+        return FederatedLDA(strategy, {n: DISCRIMINANTS[n] for n in names}, shrinkage=cfg.lda_shrinkage)
+    return strategy
 
 
 @torch.no_grad()

@@ -140,25 +140,44 @@ class Autoencoder(nn.Module):
         return torch.cat([self(x[s : s + batch_size])[1] for s in range(0, len(x), batch_size)])
 
 
+#: The last layers a :class:`WindowCNN` can end in.
+HEADS = ("linear", "cosine", "lda")
+
+
 class WindowCNN(nn.Module):
     """A small 1-D CNN classifier of windows (activity or identity; on raw, transformed or latent windows).
 
-    ``cosine``: the last layer is a :class:`fedmood.classification.CosineHead` (class embeddings, for
-    identity heads trained federatedly with FedAwS, one user per device) instead of a linear layer.
+    ``head``: ``"linear"`` (dropout, a dense layer of 64, the class layer); ``"cosine"``: the last
+    layer is a :class:`fedmood.classification.CosineHead` (class embeddings, for identity heads
+    trained federatedly with FedAwS, one user per device); ``"lda"``: the class layer sits directly
+    on the flattened convolutional features (:meth:`embed`), which are never trained (a seeded
+    random trunk), and is fitted as a linear discriminant from statistics the devices send
+    (:mod:`strategies.fedlda`).
     """
 
     def __init__(
-        self, channels: int, width: int, n_classes: int, hidden: int = 32, dropout: float = 0.3, cosine: bool = False
+        self, channels: int, width: int, n_classes: int, hidden: int = 32, dropout: float = 0.3, head: str = "linear"
     ) -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"WindowCNN: head {head!r} is not one of {', '.join(HEADS)}")
+        self.kind = head
         self.features = nn.Sequential(*_conv_pool(channels, hidden))
-        last = CosineHead(64, n_classes) if cosine else nn.Linear(64, n_classes)
+        if head == "lda":
+            self.head = nn.Sequential(nn.Flatten(), nn.Linear(hidden * (width // 4), n_classes))
+            self.features.requires_grad_(False)
+            return
+        last = CosineHead(64, n_classes) if head == "cosine" else nn.Linear(64, n_classes)
         self.head = nn.Sequential(
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(hidden * (width // 4), 64), nn.ReLU(), last
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The flattened convolutional features (what an ``"lda"`` head's class layer sees)."""
+        return torch.flatten(self.features(x), 1)
 
 
 class _BatchNorm1d(nn.BatchNorm1d):

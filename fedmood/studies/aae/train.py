@@ -32,6 +32,7 @@ from fedmood.classification import CosineHead, cross_entropy, positive_cosine_lo
 from fedmood.studies.aae.losses import identity_loss
 from fedmood.studies.aae.model import Autoencoder, WindowCNN
 from fedmood.training import TensorBatches, shuffled_batches, train_epoch
+from strategies.fedlda import class_statistics
 
 
 @dataclass(frozen=True)
@@ -53,21 +54,34 @@ class AAEConfig:
     arch: str = "small"  # the anonymiser's layout: "small" or "paper" (fedmood.studies.aae.model.Autoencoder)
     l2: float = 0.0  # L2 penalty on the anonymiser's hidden kernels (the paper: 1e-3)
     pretrain_epochs: int = 0  # epochs of a plain autoencoder (reconstruction only) before round 1
-    identity_heads: str = "softmax"  # federated, one user per device: "fedaws" (strategies/fedaws.py)
+    identity_heads: str = "softmax"  # federated, one user per device: "fedaws" or "lda" (strategies/)
     spreadout_margin: float = 1.0  # FedAwS: the server pushes apart user embeddings closer than this
     spreadout_lr: float = 0.5  # FedAwS: the size of the server's spreadout step
+    lda_shrinkage: float = 1e-3  # lda heads: the pooled covariance shrunk this far towards a multiple of I
 
     def __post_init__(self) -> None:
         if self.reconstruction not in ("window_sum", "mean"):
             raise ValueError(f"aae.reconstruction: {self.reconstruction!r} is not 'window_sum' or 'mean'")
         if self.arch not in ("small", "paper"):
             raise ValueError(f"arch: {self.arch!r} is not 'small' or 'paper'")
-        if self.identity_heads not in ("softmax", "fedaws"):
-            raise ValueError(f"identity_heads: {self.identity_heads!r} is not 'softmax' or 'fedaws'")
+        if self.identity_heads not in IDENTITY_HEADS:
+            raise ValueError(f"identity_heads: {self.identity_heads!r} is not one of {', '.join(IDENTITY_HEADS)}")
+        if not 0.0 <= self.lda_shrinkage <= 1.0:
+            raise ValueError(f"lda_shrinkage: {self.lda_shrinkage} is not in [0, 1]")
 
     @property
     def fedaws(self) -> bool:
         return self.identity_heads == "fedaws"
+
+    @property
+    def head(self) -> str:
+        """The identity regularisers' last layer (:class:`WindowCNN`'s ``head``)."""
+        return {"softmax": "linear", "fedaws": "cosine", "lda": "lda"}[self.identity_heads]
+
+
+#: How the identity regularisers end: softmax (trained), fedaws (class embeddings, strategies/fedaws.py),
+#: lda (a linear discriminant on frozen features, fitted from the devices' statistics: strategies/fedlda.py).
+IDENTITY_HEADS = ("softmax", "fedaws", "lda")
 
 
 @dataclass
@@ -82,8 +96,8 @@ class Adversaries:
     @classmethod
     def create(cls, width: int, latent_width: int, n_users: int, n_activities: int, cfg: AAEConfig) -> Adversaries:
         adv = cls(
-            WindowCNN(2, latent_width, n_users, cfg.reg_hidden, cosine=cfg.fedaws),
-            WindowCNN(2, width, n_users, cfg.reg_hidden, cosine=cfg.fedaws),
+            WindowCNN(2, latent_width, n_users, cfg.reg_hidden, head=cfg.head),
+            WindowCNN(2, width, n_users, cfg.reg_hidden, head=cfg.head),
             WindowCNN(2, width, n_activities, cfg.reg_hidden),
         )
         adv.optimizers = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr) for k, m in adv.models().items()}
@@ -99,6 +113,8 @@ class Adversaries:
         for m in self.models().values():
             m.requires_grad_(not frozen)
             m.train(not frozen)
+            if m.kind == "lda":  # the discriminant's trunk is never trained, its class layer is fitted
+                m.features.requires_grad_(False)
 
 
 def reconstruction_error(out: torch.Tensor, x: torch.Tensor, cfg: AAEConfig) -> torch.Tensor:
@@ -147,14 +163,17 @@ def encode_all(aae: Autoencoder, x: torch.Tensor, batch_size: int = 4096) -> tup
 def train_adversaries(
     aae: Autoencoder, adv: Adversaries, data: TensorBatches, cfg: AAEConfig, gen: torch.Generator
 ) -> dict[str, float]:
-    """Train EncReg/DecReg/ActReg for ``reg_epochs`` on the current AAE's latents and outputs; their accuracies."""
+    """Train EncReg/DecReg/ActReg for ``reg_epochs`` on the current AAE's latents and outputs; their accuracies.
+
+    Regularisers with an ``"lda"`` head are not trained here: they are fitted from statistics
+    (:func:`discriminant_statistics`)."""
     x, activity, identity = data.tensors
     z, out = encode_all(aae, x)
     adv.freeze(False)
     inputs = {"enc_reg": (z, identity), "dec_reg": (out, identity), "act_reg": (out, activity)}
     accuracy = {}
     for name, model in adv.models().items():
-        if name == "dec_reg" and not cfg.dec_reg:
+        if (name == "dec_reg" and not cfg.dec_reg) or model.kind == "lda":
             continue
         batches = TensorBatches(inputs[name])
         loss = _positive_loss if isinstance(model.head[-1], CosineHead) else cross_entropy
@@ -162,6 +181,30 @@ def train_adversaries(
             train_epoch(model, shuffled_batches(batches, cfg.batch_size, gen), adv.optimizers[name], None, loss_fn=loss)
         accuracy[f"{name}_acc"] = float((predict(model, inputs[name][0]) == inputs[name][1].numpy()).mean())
     return accuracy
+
+
+@torch.no_grad()
+def discriminant_statistics(
+    aae: Autoencoder, adv: Adversaries, data: TensorBatches, cfg: AAEConfig, n_users: int
+) -> dict[str, np.ndarray]:
+    """For each identity regulariser with an ``"lda"`` head, the statistics of its features on the
+    current AAE's latents (EncReg) or outputs (DecReg), per user in ``data``: count, sum and scatter
+    (:func:`strategies.fedlda.class_statistics`), as ``{"<regulariser>.<statistic>": array}``."""
+    x, _, identity = data.tensors
+    z, out = encode_all(aae, x)
+    seen = {"enc_reg": z, "dec_reg": out}
+    stats: dict[str, np.ndarray] = {}
+    for name, model in adv.identity_models().items():
+        if model.kind != "lda" or (name == "dec_reg" and not cfg.dec_reg):
+            continue
+        model.eval()
+        features = torch.cat([model.embed(seen[name][s : s + 4096]) for s in range(0, len(x), 4096)]).double().numpy()
+        for user in np.unique(identity.numpy()):
+            rows = class_statistics(features[identity.numpy() == user], int(user), n_users)
+            for part, value in rows.items():
+                key = f"{name}.{part}"
+                stats[key] = stats[key] + value if key in stats else value
+    return stats
 
 
 def _positive_loss(model: WindowCNN, batch: TensorBatches) -> torch.Tensor:
@@ -181,8 +224,10 @@ def train_aae(
     progress: bool = True,
 ) -> tuple[Autoencoder, list[dict]]:
     """Train the anonymiser on z-scored windows with their activity and identity labels (0-based)."""
-    if cfg.fedaws:
-        raise ValueError("aae.identity_heads=fedaws is for the federated AAE (federated.identity_heads)")
+    if cfg.identity_heads != "softmax":
+        raise ValueError(
+            f"aae.identity_heads={cfg.identity_heads} is for the federated AAE (federated.identity_heads)"
+        )
     torch.manual_seed(seed)
     aae = Autoencoder(x.shape[1], cfg.hidden, arch=cfg.arch)
     latent_width = aae.encoder(torch.zeros(1, *x.shape[1:])).shape[2]

@@ -46,7 +46,8 @@ def test_shapes():
     assert len(convs) == 5 and {c.kernel_size for c in convs} == {(1, 3)}
     # the last convolution of each half is not penalised
     hidden = convs[:-1] + [m for m in paper.decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
-    assert float(paper.kernel_l2()) == pytest.approx(float(sum((m.weight**2).sum() for m in hidden)), rel=1e-5)
+    expected = float(sum((m.weight.detach() ** 2).sum() for m in hidden))
+    assert float(paper.kernel_l2().detach()) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="arch"):
         Autoencoder(arch="unet")
 
@@ -119,6 +120,28 @@ def test_federated_aae_with_fedaws_identity_heads_measures_them_on_held_out_wind
         train_aae(x, act, uid, 4, 2, cfg, progress=False)
     with pytest.raises(ValueError, match="identity_heads"):
         AAEConfig(identity_heads="cosine")
+
+
+@pytest.mark.flower
+def test_federated_aae_with_discriminant_identity_heads_identifies_held_out_windows():
+    """lda heads: fitted from the devices' statistics, they identify held-out windows of the toy users
+    after the first adversaries round (chance 25 %); the AAE then trains against them."""
+    from fedmood.studies.aae.federated import DISCRIMINANTS, run_federated_aae
+
+    torch.manual_seed(0)
+    x, act, uid = _toy_windows(n_per=20)
+    held_x, _, held_uid = _toy_windows(n_per=5, seed=1)
+    cfg = AAEConfig(rounds=2, batch_size=32, hidden=8, reg_hidden=8, identity_heads="lda")
+    clients = [(x[uid == u], act[uid == u]) for u in range(4)]
+    _, history = run_federated_aae(clients, 2, cfg, progress=False, held_out=(held_x, held_uid))
+    first = history[0]
+    assert first["phase"] == "adversaries" and first["dec_reg_heldout_acc"] >= 90, first
+    assert "enc_reg_acc" not in first and "act_reg_acc" in first  # the discriminants are fitted, not trained
+    assert np.isfinite(history[1]["aae_loss"]) and set(DISCRIMINANTS) == {"enc_reg", "dec_reg"}
+    with pytest.raises(ValueError, match="federated AAE"):
+        train_aae(x, act, uid, 4, 2, cfg, progress=False)
+    with pytest.raises(ValueError, match="lda_shrinkage"):
+        AAEConfig(identity_heads="lda", lda_shrinkage=2.0)
 
 
 def test_reconstruction_term_sums_over_the_window():
