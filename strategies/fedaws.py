@@ -24,6 +24,8 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from strategies.wrapped import WrappedStrategy
+
 
 def spreadout_penalty(w: np.ndarray, margin: float) -> float:
     """``Σ_{c ≠ c'} max(0, ν − ‖w_c − w_c'‖)²`` over ordered pairs of rows of ``w`` (ν = ``margin``)."""
@@ -61,7 +63,7 @@ def normalise_rows(w: np.ndarray) -> np.ndarray:
     return w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
 
 
-class FedAwS(Strategy):
+class FedAwS(WrappedStrategy):
     """``strategy``'s aggregation, with FedAwS's treatment of the class-embedding arrays.
 
     For each array named in ``embedding_keys`` the new value is the round's start plus the sum of
@@ -79,20 +81,12 @@ class FedAwS(Strategy):
         lr: float = 0.1,
         spreadout_steps: int = 1,
     ) -> None:
-        super().__init__()
+        super().__init__(strategy)
         if not embedding_keys:
             raise ValueError("FedAwS needs the names of the class-embedding arrays (embedding_keys)")
-        self.strategy, self.embedding_keys = strategy, tuple(embedding_keys)
+        self.embedding_keys = tuple(embedding_keys)
         self.margin, self.lr, self.spreadout_steps = float(margin), float(lr), int(spreadout_steps)
         self._start: dict[str, np.ndarray] = {}
-
-    def __getattr__(self, name: str):
-        if name == "strategy":
-            raise AttributeError(name)
-        return getattr(self.strategy, name)  # e.g. AlternatingFedAvg.phase
-
-    def summary(self) -> None:
-        self.strategy.summary()
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid):
         missing = [k for k in self.embedding_keys if k not in arrays]
@@ -118,9 +112,3 @@ class FedAwS(Strategy):
                 w = normalise_rows(spreadout_step(w, self.margin, self.lr))
             arrays[key] = Array(w.astype(start.dtype))
         return arrays, metrics
-
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid):
-        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]):
-        return self.strategy.aggregate_evaluate(server_round, replies)

@@ -32,6 +32,8 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from strategies.wrapped import WrappedStrategy
+
 #: The name of the replies' record of discriminant statistics (beside the model's ``arrays``).
 STATS_RECORD = "lda_stats"
 
@@ -72,7 +74,7 @@ def lda_head(
     return weights, biases, present
 
 
-class FederatedLDA(Strategy):
+class FederatedLDA(WrappedStrategy):
     """``strategy``'s aggregation, with the heads named in ``heads`` (``{head: (weight key, bias
     key)}``) refitted from the replies' summed discriminant statistics (:func:`lda_head`).
 
@@ -81,20 +83,12 @@ class FederatedLDA(Strategy):
     """
 
     def __init__(self, strategy: Strategy, heads: Mapping[str, tuple[str, str]], shrinkage: float = 0.1) -> None:
-        super().__init__()
+        super().__init__(strategy)
         if not heads:
             raise ValueError("FederatedLDA needs the heads to fit ({head: (weight key, bias key)})")
         if not 0.0 <= shrinkage <= 1.0:
             raise ValueError(f"FederatedLDA: shrinkage {shrinkage} is not in [0, 1]")
-        self.strategy, self.heads, self.shrinkage = strategy, dict(heads), float(shrinkage)
-
-    def __getattr__(self, name: str):
-        if name == "strategy":
-            raise AttributeError(name)
-        return getattr(self.strategy, name)  # e.g. AlternatingFedAvg.phase
-
-    def summary(self) -> None:
-        self.strategy.summary()
+        self.heads, self.shrinkage = dict(heads), float(shrinkage)
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid):
         missing = [k for pair in self.heads.values() for k in pair if k not in arrays]
@@ -134,9 +128,3 @@ class FederatedLDA(Strategy):
                     parts = tuple(a + p for a, p in zip(summed[head], parts, strict=True))
                 summed[head] = parts
         return summed
-
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid):
-        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]):
-        return self.strategy.aggregate_evaluate(server_round, replies)

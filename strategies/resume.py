@@ -14,18 +14,17 @@ from flwr.app import ConfigRecord, Message
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from strategies.wrapped import WrappedStrategy
 
-class ResumeAt(Strategy):
+
+class ResumeAt(WrappedStrategy):
     """Shift every round number by ``done`` before it reaches ``strategy``."""
 
     def __init__(self, strategy: Strategy, done: int) -> None:
-        super().__init__()
+        super().__init__(strategy)
         if done < 0:
             raise ValueError(f"done must be >= 0, got {done}")
-        self.strategy, self.done = strategy, done
-
-    def summary(self) -> None:
-        self.strategy.summary()
+        self.done = done
 
     def configure_train(self, server_round: int, arrays, config: ConfigRecord, grid: Grid):
         return self.strategy.configure_train(server_round + self.done, arrays, config, grid)

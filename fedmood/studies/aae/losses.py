@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
+
+EPS = 1e-6
 
 
 def identity_loss(logits: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
@@ -10,13 +13,13 @@ def identity_loss(logits: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
 
     ``U`` is the one-hot true identity and ``Û`` the identity classifier's softmax: minimising it
     drives the probability of the true user, and the classifier's top probability, towards zero.
-    ``log(1 - Û_k)`` is computed from the logits (the log-sum-exp of the other classes' logits minus
-    that of all), so a confident classifier still gives a gradient (a clamp of ``Û`` below 1 would
-    give none: a discriminant head is often that confident).
+
+    ``Û`` is clamped below ``1 - EPS``, so a window the classifier is all but certain of adds a
+    constant and no gradient: the AAE works on the windows it can still hide. Measured against
+    the unclamped form (``log(1 - Û_k)`` from the logits, which never saturates): on the full
+    schedule the centralised AAE gave activity F1 89.22 ± 0.62 / identity 14.98 % unclamped against
+    91.49 ± 0.72 / 8.07 % clamped (one run each, README's Table 2 section).
     """
-    log_total = torch.logsumexp(logits, dim=1)
-
-    def log_one_minus(k: torch.Tensor) -> torch.Tensor:
-        return torch.logsumexp(logits.scatter(1, k[:, None], float("-inf")), dim=1) - log_total
-
-    return -(log_one_minus(identity) + log_one_minus(logits.detach().argmax(dim=1))).mean()
+    probs = F.softmax(logits, dim=1).clamp(max=1 - EPS)
+    true = probs.gather(1, identity[:, None]).squeeze(1)
+    return -(torch.log1p(-true) + torch.log1p(-probs.max(dim=1).values)).mean()

@@ -102,16 +102,25 @@ def test_federated_aae_alternates_phases_and_hides_identity():
     assert anon_acc < 60, anon_acc
 
 
-@pytest.mark.flower
-def test_federated_aae_with_fedaws_identity_heads_measures_them_on_held_out_windows():
-    from fedmood.studies.aae.federated import EMBEDDINGS, run_federated_aae
+def _federated_toy(identity_heads: str) -> tuple[list[dict], tuple[np.ndarray, ...], AAEConfig]:
+    """Two rounds of the federated AAE on the 4 toy users (one client each), the heads measured on
+    windows of a second draw; the history, the training windows and the config."""
+    from fedmood.studies.aae.federated import run_federated_aae
 
     torch.manual_seed(0)
     x, act, uid = _toy_windows(n_per=20)
     held_x, _, held_uid = _toy_windows(n_per=5, seed=1)
-    cfg = AAEConfig(rounds=2, batch_size=32, hidden=8, reg_hidden=8, identity_heads="fedaws")
+    cfg = AAEConfig(rounds=2, batch_size=32, hidden=8, reg_hidden=8, identity_heads=identity_heads)
     clients = [(x[uid == u], act[uid == u]) for u in range(4)]
     _, history = run_federated_aae(clients, 2, cfg, progress=False, held_out=(held_x, held_uid))
+    return history, (x, act, uid), cfg
+
+
+@pytest.mark.flower
+def test_federated_aae_with_fedaws_identity_heads_measures_them_on_held_out_windows():
+    from fedmood.studies.aae.federated import EMBEDDINGS
+
+    history, (x, act, uid), cfg = _federated_toy("fedaws")
     adversaries = [h for h in history if h["phase"] == "adversaries"]
     assert len(adversaries) == 2 and all(0 <= h["dec_reg_heldout_acc"] <= 100 for h in adversaries)
     assert all("enc_reg_heldout_acc" not in h for h in history if h["phase"] == "anonymiser")
@@ -126,14 +135,9 @@ def test_federated_aae_with_fedaws_identity_heads_measures_them_on_held_out_wind
 def test_federated_aae_with_discriminant_identity_heads_identifies_held_out_windows():
     """lda heads: fitted from the devices' statistics, they identify held-out windows of the toy users
     after the first adversaries round (chance 25 %); the AAE then trains against them."""
-    from fedmood.studies.aae.federated import DISCRIMINANTS, run_federated_aae
+    from fedmood.studies.aae.federated import DISCRIMINANTS
 
-    torch.manual_seed(0)
-    x, act, uid = _toy_windows(n_per=20)
-    held_x, _, held_uid = _toy_windows(n_per=5, seed=1)
-    cfg = AAEConfig(rounds=2, batch_size=32, hidden=8, reg_hidden=8, identity_heads="lda")
-    clients = [(x[uid == u], act[uid == u]) for u in range(4)]
-    _, history = run_federated_aae(clients, 2, cfg, progress=False, held_out=(held_x, held_uid))
+    history, (x, act, uid), cfg = _federated_toy("lda")
     first = history[0]
     assert first["phase"] == "adversaries" and first["dec_reg_heldout_acc"] >= 90, first
     assert "enc_reg_acc" not in first and "act_reg_acc" in first  # the discriminants are fitted, not trained
