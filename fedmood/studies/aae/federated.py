@@ -70,6 +70,14 @@ def record_bytes(record: ArrayRecord) -> int:
     return sum(len(a.data) for a in record.values())
 
 
+def statistics_bytes(adv: Adversaries, cfg: AAEConfig, n_users: int) -> int:
+    """Bytes of discriminant statistics a client sends in an adversaries round (``lda`` heads;
+    float64 count, per-user sums and a d x d scatter per head; 0 for other heads)."""
+    names = ["enc_reg"] + (["dec_reg"] if cfg.dec_reg else [])
+    dims = [adv.models()[n].head[1].in_features for n in names if adv.models()[n].kind == "lda"]
+    return sum(8 * (n_users + n_users * d + d * d) for d in dims)
+
+
 def client_round(
     msg: Message, data: TensorBatches, cfg: AAEConfig, width: int, n_users: int, n_activities: int, seed: int
 ) -> Message:
@@ -178,10 +186,14 @@ def run_federated_aae(
             return {}
         return identity_head_accuracy(record, held_out, cfg, n_activities)
 
+    stats_bytes = statistics_bytes(adv, cfg, n_users)
+
     def row(rnd: int, metrics: dict) -> dict:
         out = {"phase": strategy.phase(rnd)}
         out.update({k: float(v) for k, v in metrics.items() if k != NUM_EXAMPLES})
         out["bytes_down_per_client"] = out["bytes_up_per_client"] = per_message
+        if out["phase"] == "adversaries":
+            out["bytes_up_per_client"] += stats_bytes
         return out
 
     def line(r: dict) -> str:

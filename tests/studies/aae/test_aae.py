@@ -142,6 +142,9 @@ def test_federated_aae_with_discriminant_identity_heads_identifies_held_out_wind
     assert first["phase"] == "adversaries" and first["dec_reg_heldout_acc"] >= 90, first
     assert "enc_reg_acc" not in first and "act_reg_acc" in first  # the discriminants are fitted, not trained
     assert np.isfinite(history[1]["aae_loss"]) and set(DISCRIMINANTS) == {"enc_reg", "dec_reg"}
+    # the statistics travel up in adversaries rounds only: (4 + 4 d + d²) float64 per head, d = 8 x 32 and 8 x 8
+    extra = [h["bytes_up_per_client"] - h["bytes_down_per_client"] for h in history]
+    assert extra == [8 * sum(4 + 4 * d + d * d for d in (64, 256)), 0] * 2
     with pytest.raises(ValueError, match="federated AAE"):
         train_aae(x, act, uid, 4, 2, cfg, progress=False)
     with pytest.raises(ValueError, match="lda_shrinkage"):
