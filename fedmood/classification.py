@@ -1,7 +1,9 @@
 """Classifiers' shared pieces: the cross-entropy loss for the one trainer, prediction, scores.
 
 Used by the anonymisation study's window CNNs (:mod:`fedmood.studies.aae`) and by the personal-model
-study's feature MLPs (:mod:`fedmood.studies.personal`).
+study's feature MLPs (:mod:`fedmood.studies.personal`); linear discriminants fitted from summed
+per-class statistics (:func:`class_statistics`, :func:`lda_head`: the federated identity heads of
+:mod:`strategies.fedlda` and the anonymisation study's adaptive attacker).
 """
 
 from __future__ import annotations
@@ -61,3 +63,39 @@ def positive_cosine_loss(logits: torch.Tensor, labels: torch.Tensor, scale: floa
     """
     cos = logits.gather(1, labels[:, None]).squeeze(1) / scale
     return (torch.clamp(margin - cos, min=0.0) ** 2).mean()
+
+
+def class_statistics(features: np.ndarray, label: int, n_classes: int) -> dict[str, np.ndarray]:
+    """One device's statistics for class ``label``: count, feature sum (its row only) and scatter
+    of its features about their own mean (float64)."""
+    f = np.asarray(features, dtype=np.float64)
+    if f.ndim != 2 or not len(f):
+        raise ValueError(f"class_statistics: expected a non-empty (n, d) feature matrix, got shape {f.shape}")
+    count, sums = np.zeros(n_classes), np.zeros((n_classes, f.shape[1]))
+    count[label], sums[label] = len(f), f.sum(axis=0)
+    centred = f - f.mean(axis=0)
+    return {"count": count, "sum": sums, "scatter": centred.T @ centred}
+
+
+def lda_head(
+    count: np.ndarray, sums: np.ndarray, scatter: np.ndarray, shrinkage: float = 0.1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights (K x d), biases (K) of the linear discriminant from summed statistics, and the mask
+    of the classes that had windows (the others get no weights here: the caller keeps theirs).
+
+    ``scatter`` is the sum of the devices' within-class scatters; with one class per device it is
+    the pooled within-class scatter.
+    """
+    if not 0.0 <= shrinkage <= 1.0:
+        raise ValueError(f"lda_head: shrinkage {shrinkage} is not in [0, 1]")
+    present = count > 0
+    n, k = float(count.sum()), int(present.sum())
+    if k < 2 or n <= k:
+        raise ValueError(f"lda_head: needs windows of at least 2 classes and more windows than classes ({n:.0f}, {k})")
+    d = scatter.shape[0]
+    means = sums[present] / count[present][:, None]
+    cov = scatter / (n - k)
+    cov = (1.0 - shrinkage) * cov + shrinkage * np.trace(cov) / d * np.eye(d)
+    weights = np.linalg.solve(cov, means.T).T
+    biases = -0.5 * (weights * means).sum(axis=1) + np.log(count[present] / n)
+    return weights, biases, present

@@ -13,9 +13,10 @@ the server adds them up and solves for the head
 
 with ``Σ`` the pooled within-class covariance shrunk towards a multiple of the identity
 (``shrinkage``: ``(1 − γ) Σ + γ · tr(Σ)/d · I``). The result equals the head fitted on the pooled
-windows, to rounding: nothing is lost to the one-class split (:func:`lda_head`; tested against
-the centralised fit). The server learns each class's mean feature, as FedAwS's server learns each
-class's embedding.
+windows, to rounding: nothing is lost to the one-class split
+(:func:`fedmood.classification.lda_head`; tested against the centralised fit). The server learns
+each class's mean feature, as FedAwS's server learns each class's embedding, and the scatter of
+each device's features (only their sum is needed: it could travel under SecAgg+; not done here).
 
 :class:`FederatedLDA` wraps a Message-API strategy that averages arrays (FedAvg,
 ``AlternatingFedAvg``): it takes the statistics out of every reply (the record ``STATS_RECORD``,
@@ -32,51 +33,16 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from fedmood.classification import lda_head
 from strategies.wrapped import WrappedStrategy
 
 #: The name of the replies' record of discriminant statistics (beside the model's ``arrays``).
 STATS_RECORD = "lda_stats"
 
 
-def class_statistics(features: np.ndarray, label: int, n_classes: int) -> dict[str, np.ndarray]:
-    """One device's statistics for class ``label``: count, feature sum (its row only) and scatter
-    of its features about their own mean (float64)."""
-    f = np.asarray(features, dtype=np.float64)
-    if f.ndim != 2 or not len(f):
-        raise ValueError(f"class_statistics: expected a non-empty (n, d) feature matrix, got shape {f.shape}")
-    count, sums = np.zeros(n_classes), np.zeros((n_classes, f.shape[1]))
-    count[label], sums[label] = len(f), f.sum(axis=0)
-    centred = f - f.mean(axis=0)
-    return {"count": count, "sum": sums, "scatter": centred.T @ centred}
-
-
-def lda_head(
-    count: np.ndarray, sums: np.ndarray, scatter: np.ndarray, shrinkage: float = 0.1
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weights (K x d), biases (K) of the linear discriminant from summed statistics, and the mask
-    of the classes that had windows (the others get no weights here: the caller keeps theirs).
-
-    ``scatter`` is the sum of the devices' within-class scatters; with one class per device it is
-    the pooled within-class scatter.
-    """
-    if not 0.0 <= shrinkage <= 1.0:
-        raise ValueError(f"lda_head: shrinkage {shrinkage} is not in [0, 1]")
-    present = count > 0
-    n, k = float(count.sum()), int(present.sum())
-    if k < 2 or n <= k:
-        raise ValueError(f"lda_head: needs windows of at least 2 classes and more windows than classes ({n:.0f}, {k})")
-    d = scatter.shape[0]
-    means = sums[present] / count[present][:, None]
-    cov = scatter / (n - k)
-    cov = (1.0 - shrinkage) * cov + shrinkage * np.trace(cov) / d * np.eye(d)
-    weights = np.linalg.solve(cov, means.T).T
-    biases = -0.5 * (weights * means).sum(axis=1) + np.log(count[present] / n)
-    return weights, biases, present
-
-
 class FederatedLDA(WrappedStrategy):
     """``strategy``'s aggregation, with the heads named in ``heads`` (``{head: (weight key, bias
-    key)}``) refitted from the replies' summed discriminant statistics (:func:`lda_head`).
+    key)}``) refitted from the replies' summed discriminant statistics (:func:`fedmood.classification.lda_head`).
 
     A round whose replies carry no statistics (a phase that trains something else) leaves the
     heads as the wrapped strategy aggregated them; classes without windows keep their rows.

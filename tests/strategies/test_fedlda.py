@@ -10,9 +10,10 @@ from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordD
 from flwr.clientapp import ClientApp
 from flwr.serverapp.strategy import FedAvg
 
+from fedmood.classification import class_statistics, lda_head
 from fedmood.federated.study import run_fedavg_study
 from fedmood.keys import NUM_EXAMPLES
-from strategies.fedlda import STATS_RECORD, FederatedLDA, class_statistics, lda_head
+from strategies.fedlda import STATS_RECORD, FederatedLDA
 from tests.conftest import make_message
 
 K, D = 6, 5

@@ -5,6 +5,9 @@
 * Identity (privacy): one CNN trained on *raw* trial-split training windows (every subject's long
   trials: the adversary knows the raw data), applied to the transformed short-trial windows;
   accuracy and macro-F1 (chance: 1/24 = 4.2 %).
+* Identity, adaptive (beyond the paper): an attacker who can run the transform on its own labelled
+  windows (the anonymiser ships to every phone) fits a linear discriminant on frozen, seeded random
+  convolutional features of the *transformed* training windows (:func:`adaptive_identity_scores`).
 
 Every transform maps z-scored windows to z-scored windows (statistics of the subject split's
 training windows). The anonymiser itself is trained on the long trials of the 20 training subjects
@@ -21,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fedmood.classification import predict, scores
+from fedmood.classification import class_statistics, lda_head, predict, scores
 from fedmood.data.motionsense import SHORT_TRIALS, SUBJECTS, Standardiser, Windows, subject_split, trial_split
 from fedmood.results import atomic_write_with
 from fedmood.studies.aae.classify import ClassifierConfig, fit_classifier, new_classifier
+from fedmood.studies.aae.model import WindowCNN
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -141,4 +145,33 @@ def evaluate(
         "act_f1_sd": float(np.std(f1, ddof=1)) if len(f1) > 1 else 0.0,
         "id_acc": ident["accuracy"],
         "id_f1": ident["macro_f1"],
+        **adaptive_identity_scores(transform, proto),
     }
+
+
+#: The adaptive attacker's random features: filters per convolution (64 x width/4 features per window).
+ADAPTIVE_HIDDEN = 64
+
+
+@torch.no_grad()
+def adaptive_identity_scores(transform: Transform, proto: Protocol, seed: int = 0) -> dict[str, float]:
+    """Identity accuracy and macro-F1 (%) of an attacker who can apply ``transform`` to its own labelled
+    windows: a linear discriminant (shrinkage 1e-3) on the frozen convolutional features of a seeded,
+    untrained :class:`WindowCNN`, fitted on the transformed trial-split training windows and applied
+    to the transformed short trials. No training, so it costs seconds; the global random state is
+    left as it was."""
+    train_x, test_x = transform(proto.id_train.x), transform(proto.id_test.x)
+    labels = proto.id_train.identity(SUBJECTS)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = WindowCNN(train_x.shape[1], train_x.shape[2], len(SUBJECTS), ADAPTIVE_HIDDEN, head="lda").eval()
+
+    def features(x: np.ndarray) -> np.ndarray:
+        chunks = [net.embed(torch.as_tensor(np.asarray(x[s : s + 2048], np.float32))) for s in range(0, len(x), 2048)]
+        return torch.cat(chunks).numpy()
+
+    stats = [class_statistics(features(train_x[labels == k]), int(k), len(SUBJECTS)) for k in np.unique(labels)]
+    weights, biases, present = lda_head(*(sum(s[p] for s in stats) for p in ("count", "sum", "scatter")), 1e-3)
+    predicted = np.flatnonzero(present)[(features(test_x) @ weights.T + biases).argmax(axis=1)]
+    found = scores(proto.id_test.identity(SUBJECTS), predicted)
+    return {"id_acc_adaptive": found["accuracy"], "id_f1_adaptive": found["macro_f1"]}

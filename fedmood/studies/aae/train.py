@@ -28,11 +28,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from fedmood.classification import CosineHead, cross_entropy, positive_cosine_loss, predict
+from fedmood.classification import CosineHead, class_statistics, cross_entropy, positive_cosine_loss, predict
 from fedmood.studies.aae.losses import identity_loss
 from fedmood.studies.aae.model import Autoencoder, WindowCNN
 from fedmood.training import TensorBatches, shuffled_batches, train_epoch
-from strategies.fedlda import class_statistics
 
 
 @dataclass(frozen=True)
@@ -189,7 +188,7 @@ def discriminant_statistics(
 ) -> dict[str, np.ndarray]:
     """For each identity regulariser with an ``"lda"`` head, the statistics of its features on the
     current AAE's latents (EncReg) or outputs (DecReg), per user in ``data``: count, sum and scatter
-    (:func:`strategies.fedlda.class_statistics`), as ``{"<regulariser>.<statistic>": array}``."""
+    (:func:`fedmood.classification.class_statistics`), as ``{"<regulariser>.<statistic>": array}``."""
     x, _, identity = data.tensors
     z, out = encode_all(aae, x)
     seen = {"enc_reg": z, "dec_reg": out}
