@@ -80,6 +80,12 @@ def first_head_accuracy(history: list[dict]) -> float:
     return float("nan")
 
 
+def _adaptive(row: pd.Series) -> str:
+    """The adaptive attacker's accuracy, or "–" for a run from before it was measured."""
+    value = row.get("id_acc_adaptive", float("nan"))
+    return "–" if pd.isna(value) else f"{value:.2f}"
+
+
 def markdown_table(table: pd.DataFrame) -> str:
     """Our Table 2 next to the paper's."""
     lines = [
@@ -91,7 +97,7 @@ def markdown_table(table: pd.DataFrame) -> str:
         paper = PAPER_TABLE2.get(r["method"].replace("_federated", ""), (float("nan"),) * 3)
         lines.append(
             f"| {LABELS.get(r['method'], r['method'])} | {r['act_f1']:.2f} ± {r['act_f1_sd']:.2f} | {paper[0]:.2f} "
-            f"| {r['id_acc']:.2f} | {paper[1]:.2f} | {r['id_f1']:.2f} | {paper[2]:.2f} | {r['id_acc_adaptive']:.2f} |"
+            f"| {r['id_acc']:.2f} | {paper[1]:.2f} | {r['id_f1']:.2f} | {paper[2]:.2f} | {_adaptive(r)} |"
         )
     return "\n".join(lines) + (
         "\n\nChance level for identity: 1/24 = 4.17 %. The adaptive attacker (not in the paper) fits a linear "
