@@ -99,7 +99,11 @@ def client_round(
         for _ in range(cfg.aae_epochs):
             metrics = {
                 "aae_loss": train_epoch(
-                    aae, shuffled_batches(data, cfg.batch_size, gen), opt, None, loss_fn=aae_loss(adv, cfg)
+                    aae,
+                    shuffled_batches(data, cfg.batch_size, gen),
+                    opt,
+                    None,
+                    loss_fn=aae_loss(adv, cfg.for_round((rnd + 1) // 2)),
                 )
             }
     else:

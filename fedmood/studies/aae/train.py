@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -53,6 +53,7 @@ class AAEConfig:
     arch: str = "small"  # the anonymiser's layout: "small" or "paper" (fedmood.studies.aae.model.Autoencoder)
     l2: float = 0.0  # L2 penalty on the anonymiser's hidden kernels (the paper: 1e-3)
     pretrain_epochs: int = 0  # epochs of a plain autoencoder (reconstruction only) before round 1
+    identity_warmup: int = 0  # the first rounds' AAE phases train without the identity terms (β_i = 0)
     identity_heads: str = "softmax"  # federated, one user per device: "fedaws" or "lda" (strategies/)
     spreadout_margin: float = 1.0  # FedAwS: the server pushes apart user embeddings closer than this
     spreadout_lr: float = 0.5  # FedAwS: the size of the server's spreadout step
@@ -65,12 +66,18 @@ class AAEConfig:
             raise ValueError(f"arch: {self.arch!r} is not 'small' or 'paper'")
         if self.identity_heads not in IDENTITY_HEADS:
             raise ValueError(f"identity_heads: {self.identity_heads!r} is not one of {', '.join(IDENTITY_HEADS)}")
+        if not 0 <= self.identity_warmup < self.rounds:
+            raise ValueError(f"identity_warmup: {self.identity_warmup} is not in [0, rounds={self.rounds})")
         if not 0.0 <= self.lda_shrinkage <= 1.0:
             raise ValueError(f"lda_shrinkage: {self.lda_shrinkage} is not in [0, 1]")
 
     @property
     def fedaws(self) -> bool:
         return self.identity_heads == "fedaws"
+
+    def for_round(self, rnd: int) -> AAEConfig:
+        """The settings of round ``rnd``'s AAE phase (1-based): β_i = 0 during ``identity_warmup``."""
+        return replace(self, beta_i=0.0) if rnd <= self.identity_warmup else self
 
     @property
     def head(self) -> str:
@@ -249,7 +256,7 @@ def train_aae(
         adv.freeze(True)
         for _ in range(cfg.aae_epochs):
             record["aae_loss"] = train_epoch(
-                aae, shuffled_batches(data, cfg.batch_size, gen), opt, None, loss_fn=aae_loss(adv, cfg)
+                aae, shuffled_batches(data, cfg.batch_size, gen), opt, None, loss_fn=aae_loss(adv, cfg.for_round(rnd))
             )
         _, out = encode_all(aae, data.tensors[0])
         record["mse"] = float(F.mse_loss(out, data.tensors[0]))

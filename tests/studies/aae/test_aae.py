@@ -151,6 +151,13 @@ def test_federated_aae_with_discriminant_identity_heads_identifies_held_out_wind
         AAEConfig(identity_heads="lda", lda_shrinkage=2.0)
 
 
+def test_identity_warmup_turns_the_identity_terms_off_in_the_first_rounds_only():
+    cfg = AAEConfig(rounds=4, identity_warmup=2, beta_i=1.5)
+    assert [cfg.for_round(r).beta_i for r in (1, 2, 3, 4)] == [0.0, 0.0, 1.5, 1.5]
+    with pytest.raises(ValueError, match="identity_warmup"):
+        AAEConfig(rounds=4, identity_warmup=4)
+
+
 def test_reconstruction_term_sums_over_the_window():
     """``window_sum`` weighs the squared error of a whole window; ``mean`` of one element."""
     torch.manual_seed(0)
