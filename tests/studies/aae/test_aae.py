@@ -235,7 +235,8 @@ def test_the_papers_estimator_and_class_weights():
     assert net.features(x[:, None]).shape == (3, 32, 2, 8)
     assert [m.out_features for m in net.head if isinstance(m, torch.nn.Linear)] == [256, 64, 24]
     kernels = [m.weight for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))][:-1]
-    assert len(kernels) == 6 and float(net.kernel_l2()) == pytest.approx(float(sum((k**2).sum() for k in kernels)))
+    expected = float(sum((k.detach() ** 2).sum() for k in kernels))
+    assert len(kernels) == 6 and float(net.kernel_l2().detach()) == pytest.approx(expected)
     # the paper's weights: the largest class's count over each class's; classes of 3, 2, 1 windows and none
     np.testing.assert_allclose(class_weights(np.array([0, 0, 0, 1, 1, 2]), 4).numpy(), [1, 3 / 2, 3, 0])
     x, act, _ = _toy_windows(n_per=10)
