@@ -167,8 +167,7 @@ def adaptive_identity_scores(transform: Transform, proto: Protocol, seed: int = 
         net = WindowCNN(train_x.shape[1], train_x.shape[2], len(SUBJECTS), ADAPTIVE_HIDDEN, head="lda").eval()
 
     def features(x: np.ndarray) -> np.ndarray:
-        chunks = [net.embed(torch.as_tensor(np.asarray(x[s : s + 2048], np.float32))) for s in range(0, len(x), 2048)]
-        return torch.cat(chunks).numpy()
+        return net.embed_all(x, batch_size=2048).numpy()
 
     stats = [class_statistics(features(train_x[labels == k]), int(k), len(SUBJECTS)) for k in np.unique(labels)]
     weights, biases, present = lda_head(*(sum(s[p] for s in stats) for p in ("count", "sum", "scatter")), 1e-3)

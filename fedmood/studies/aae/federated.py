@@ -73,8 +73,8 @@ def record_bytes(record: ArrayRecord) -> int:
 def statistics_bytes(adv: Adversaries, cfg: AAEConfig, n_users: int) -> int:
     """Bytes of discriminant statistics a client sends in an adversaries round (``lda`` heads;
     float64 count, per-user sums and a d x d scatter per head; 0 for other heads)."""
-    names = ["enc_reg"] + (["dec_reg"] if cfg.dec_reg else [])
-    dims = [adv.models()[n].head[1].in_features for n in names if adv.models()[n].kind == "lda"]
+    models = [adv.models()[n] for n in cfg.identity_regularisers]
+    dims = [m.head[1].in_features for m in models if m.kind == "lda"]
     return sum(8 * (n_users + n_users * d + d * d) for d in dims)
 
 
@@ -89,9 +89,10 @@ def client_round(
     gen = torch.Generator().manual_seed(derived_seed(seed, rnd, int(data.tensors[2][0])))
     extra: dict[str, ArrayRecord] = {}
     if phase == "adversaries":
-        metrics = train_adversaries(aae, adv, data, cfg, gen)
+        encoded = encode_all(aae, data.tensors[0])  # once, for the trained regularisers and the statistics
+        metrics = train_adversaries(aae, adv, data, cfg, gen, encoded)
         if cfg.identity_heads == "lda":
-            stats = discriminant_statistics(aae, adv, data, cfg, n_users)
+            stats = discriminant_statistics(adv, encoded, data.tensors[2], cfg, n_users)
             extra[STATS_RECORD] = ArrayRecord({k: Array(v) for k, v in stats.items()})
     elif phase == "anonymiser":
         adv.freeze(True)
@@ -129,7 +130,7 @@ def identity_strategy(cfg: AAEConfig, n_users: int):
     strategy = AlternatingFedAvg(
         PHASES, fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n_users, min_available_nodes=n_users
     )
-    names = ["enc_reg"] + (["dec_reg"] if cfg.dec_reg else [])
+    names = cfg.identity_regularisers
     if cfg.identity_heads == "fedaws":
         return FedAwS(strategy, [EMBEDDINGS[n] for n in names], margin=cfg.spreadout_margin, lr=cfg.spreadout_lr)
     if cfg.identity_heads == "lda":
@@ -148,8 +149,10 @@ def identity_head_accuracy(
     load_record(record, aae, adv)
     z, out = encode_all(aae, torch.as_tensor(np.asarray(x, np.float32)))
     seen = {"enc_reg": z, "dec_reg": out}
-    names = ["enc_reg"] + (["dec_reg"] if cfg.dec_reg else [])
-    return {f"{n}_heldout_acc": 100 * float((predict(adv.models()[n], seen[n]) == users).mean()) for n in names}
+    return {
+        f"{n}_heldout_acc": 100 * float((predict(adv.models()[n], seen[n]) == users).mean())
+        for n in cfg.identity_regularisers
+    }
 
 
 def run_federated_aae(

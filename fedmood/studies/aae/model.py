@@ -8,6 +8,7 @@ DecReg, ActReg during training, and the fresh evaluation classifiers) are one sm
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -178,6 +179,13 @@ class WindowCNN(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The flattened convolutional features (what an ``"lda"`` head's class layer sees)."""
         return torch.flatten(self.features(x), 1)
+
+    @torch.no_grad()
+    def embed_all(self, x: torch.Tensor | np.ndarray, batch_size: int = 4096) -> torch.Tensor:
+        """:meth:`embed` of every window, in batches, in evaluation mode (float32)."""
+        self.eval()
+        x = torch.as_tensor(np.asarray(x, np.float32)) if isinstance(x, np.ndarray) else x
+        return torch.cat([self.embed(x[s : s + batch_size]) for s in range(0, len(x), batch_size)])
 
 
 class _BatchNorm1d(nn.BatchNorm1d):

@@ -72,8 +72,9 @@ class AAEConfig:
             raise ValueError(f"lda_shrinkage: {self.lda_shrinkage} is not in [0, 1]")
 
     @property
-    def fedaws(self) -> bool:
-        return self.identity_heads == "fedaws"
+    def identity_regularisers(self) -> list[str]:
+        """The identity regularisers in use: EncReg, and DecReg unless this is REP (``dec_reg=False``)."""
+        return ["enc_reg", "dec_reg"] if self.dec_reg else ["enc_reg"]
 
     def for_round(self, rnd: int) -> AAEConfig:
         """The settings of round ``rnd``'s AAE phase (1-based): β_i = 0 during ``identity_warmup``."""
@@ -167,19 +168,25 @@ def encode_all(aae: Autoencoder, x: torch.Tensor, batch_size: int = 4096) -> tup
 
 
 def train_adversaries(
-    aae: Autoencoder, adv: Adversaries, data: TensorBatches, cfg: AAEConfig, gen: torch.Generator
+    aae: Autoencoder,
+    adv: Adversaries,
+    data: TensorBatches,
+    cfg: AAEConfig,
+    gen: torch.Generator,
+    encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Train EncReg/DecReg/ActReg for ``reg_epochs`` on the current AAE's latents and outputs; their accuracies.
 
-    Regularisers with an ``"lda"`` head are not trained here: they are fitted from statistics
-    (:func:`discriminant_statistics`)."""
+    ``encoded``: the AAE's (latents, outputs) of ``data``, where the caller has them already
+    (:func:`encode_all`). Regularisers with an ``"lda"`` head are not trained here: they are fitted
+    from statistics (:func:`discriminant_statistics`)."""
     x, activity, identity = data.tensors
-    z, out = encode_all(aae, x)
+    z, out = encode_all(aae, x) if encoded is None else encoded
     adv.freeze(False)
     inputs = {"enc_reg": (z, identity), "dec_reg": (out, identity), "act_reg": (out, activity)}
     accuracy = {}
     for name, model in adv.models().items():
-        if (name == "dec_reg" and not cfg.dec_reg) or model.kind == "lda":
+        if (name != "act_reg" and name not in cfg.identity_regularisers) or model.kind == "lda":
             continue
         batches = TensorBatches(inputs[name])
         loss = _positive_loss if isinstance(model.head[-1], CosineHead) else cross_entropy
@@ -191,22 +198,22 @@ def train_adversaries(
 
 @torch.no_grad()
 def discriminant_statistics(
-    aae: Autoencoder, adv: Adversaries, data: TensorBatches, cfg: AAEConfig, n_users: int
+    adv: Adversaries, encoded: tuple[torch.Tensor, torch.Tensor], identity: torch.Tensor, cfg: AAEConfig, n_users: int
 ) -> dict[str, np.ndarray]:
     """For each identity regulariser with an ``"lda"`` head, the statistics of its features on the
-    current AAE's latents (EncReg) or outputs (DecReg), per user in ``data``: count, sum and scatter
+    AAE's latents (EncReg) or outputs (DecReg) of windows of the users ``identity`` (``encoded``:
+    :func:`encode_all`'s (latents, outputs)), per user: count, sum and scatter
     (:func:`fedmood.classification.class_statistics`), as ``{"<regulariser>.<statistic>": array}``."""
-    x, _, identity = data.tensors
-    z, out = encode_all(aae, x)
-    seen = {"enc_reg": z, "dec_reg": out}
+    seen = dict(zip(("enc_reg", "dec_reg"), encoded, strict=True))
+    users = identity.numpy()
     stats: dict[str, np.ndarray] = {}
-    for name, model in adv.identity_models().items():
-        if model.kind != "lda" or (name == "dec_reg" and not cfg.dec_reg):
+    for name in cfg.identity_regularisers:
+        model = adv.models()[name]
+        if model.kind != "lda":
             continue
-        model.eval()
-        features = torch.cat([model.embed(seen[name][s : s + 4096]) for s in range(0, len(x), 4096)]).double().numpy()
-        for user in np.unique(identity.numpy()):
-            rows = class_statistics(features[identity.numpy() == user], int(user), n_users)
+        features = model.embed_all(seen[name]).double().numpy()
+        for user in np.unique(users):
+            rows = class_statistics(features[users == user], int(user), n_users)
             for part, value in rows.items():
                 key = f"{name}.{part}"
                 stats[key] = stats[key] + value if key in stats else value
