@@ -81,12 +81,26 @@ def statistics_bytes(adv: Adversaries, cfg: AAEConfig, n_users: int) -> int:
 def client_round(
     msg: Message, data: TensorBatches, cfg: AAEConfig, width: int, n_users: int, n_activities: int, seed: int
 ) -> Message:
-    """One client's round: train what the phase says on its own windows, return all networks."""
-    aae, adv = build_networks(cfg, width, n_users, n_activities)
-    load_record(msg.content["arrays"], aae, adv)
+    """One client's round: train what the phase says on its own windows, return all networks.
+
+    Every random draw of the round (batch order; ActReg's dropout, which draws from the global
+    generator) comes from a seed of (run seed, round, user), so a run reproduces whichever
+    simulation worker plays which client in which order."""
     config = msg.content["config"]
     phase, rnd = str(config["phase"]), int(config["server-round"])
-    gen = torch.Generator().manual_seed(derived_seed(seed, rnd, int(data.tensors[2][0])))
+    round_seed = derived_seed(seed, rnd, int(data.tensors[2][0]))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(round_seed)
+        return _client_round(msg, data, cfg, width, n_users, n_activities, phase, rnd, round_seed)
+
+
+def _client_round(
+    msg: Message, data: TensorBatches, cfg: AAEConfig, width: int, n_users: int, n_activities: int,
+    phase: str, rnd: int, round_seed: int,
+) -> Message:  # fmt: skip
+    aae, adv = build_networks(cfg, width, n_users, n_activities)
+    load_record(msg.content["arrays"], aae, adv)
+    gen = torch.Generator().manual_seed(round_seed)
     extra: dict[str, ArrayRecord] = {}
     if phase == "adversaries":
         encoded = encode_all(aae, data.tensors[0])  # once, for the trained regularisers and the statistics

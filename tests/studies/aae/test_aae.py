@@ -158,6 +158,37 @@ def test_identity_warmup_turns_the_identity_terms_off_in_the_first_rounds_only()
         AAEConfig(rounds=4, identity_warmup=4)
 
 
+def test_a_federated_clients_round_does_not_depend_on_the_workers_random_state():
+    """ActReg's dropout draws from the global generator: a client's round must give the same networks
+    whichever worker plays it after whatever else (it is seeded by run seed, round and user)."""
+    from flwr.app import ConfigRecord, RecordDict
+
+    from fedmood.studies.aae.federated import build_networks, client_round, to_record
+    from tests.conftest import make_message
+
+    x, act, uid = _toy_windows(n_per=10)
+    data = TensorBatches.from_numpy(x[uid == 2].astype(np.float32), act[uid == 2], uid[uid == 2])
+    cfg = AAEConfig(rounds=2, batch_size=8, hidden=8, reg_hidden=8)
+    torch.manual_seed(0)
+    record = to_record(*build_networks(cfg, 128, 4, 2))
+
+    def play(phase: str, rnd: int, worker_state: int) -> dict[str, np.ndarray]:
+        torch.manual_seed(worker_state)
+        content = RecordDict({"arrays": record, "config": ConfigRecord({"phase": phase, "server-round": rnd})})
+        reply = client_round(make_message(content, "train"), data, cfg, 128, 4, 2, seed=0)
+        return {k: v.numpy() for k, v in reply.content["arrays"].items()}
+
+    for phase, rnd in (("adversaries", 1), ("anonymiser", 2)):
+        first, second = play(phase, rnd, 1), play(phase, rnd, 2)
+        assert all(np.array_equal(first[k], second[k]) for k in first), phase
+    other_round = play("adversaries", 3, 1)  # the seed follows the round
+    assert any(not np.array_equal(a, other_round[k]) for k, a in play("adversaries", 1, 1).items())
+    play("anonymiser", 2, 5)  # the worker's own random state is left as it was
+    after = torch.random.get_rng_state()
+    torch.manual_seed(5)
+    assert torch.equal(after, torch.random.get_rng_state())
+
+
 def test_reconstruction_term_sums_over_the_window():
     """``window_sum`` weighs the squared error of a whole window; ``mean`` of one element."""
     torch.manual_seed(0)
