@@ -118,7 +118,10 @@ class PollingGrid(ForwardingGrid):
     still silent then is presumed down: the call returns an error reply for it (code
     :data:`PRESUMED_DOWN`, its reason naming the setting), so the strategies treat it as a failed
     client (a strict run fails naming it, otherwise the round goes on without it). Before anyone has
-    replied nothing is presumed (every node may still be computing, or loading its app). The
+    replied nothing is presumed (every node may still be computing, or loading its app), and a node
+    that has not replied yet in this run is never presumed down: it may be loading its app while the
+    others, warm from an earlier run, answer at once (a node restarted between runs); it has the
+    call's timeout. The
     SuperLink itself notices a killed node only after two missed heartbeats (20 s at Flower's
     shortest interval); until then later phases send to it too and wait for it again, and a node
     that comes back simply replies.
@@ -128,6 +131,7 @@ class PollingGrid(ForwardingGrid):
         super().__init__(grid)
         self.pull_interval = float(pull_interval)
         self.phase_timeout = None if phase_timeout is None else float(phase_timeout)
+        self._answered: set[int] = set()  # nodes that have replied in this run
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         messages = list(messages)
@@ -144,13 +148,17 @@ class PollingGrid(ForwardingGrid):
                 last_reply = now
             replies += got
             waiting -= {m.metadata.reply_to_message_id for m in got}
+            self._answered.update(m.metadata.src_node_id for m in got)
             if not waiting or (end is not None and now >= end):
                 break
             if self.phase_timeout is not None and last_reply is not None:
                 grace = max(self.phase_timeout, last_reply - started)
                 if now - last_reply >= grace:
-                    replies += [self._presumed_down(sent[m], now - last_reply) for m in sorted(waiting) if m in sent]
-                    break
+                    down = {m for m in waiting if m in sent and sent[m].metadata.dst_node_id in self._answered}
+                    replies += [self._presumed_down(sent[m], now - last_reply) for m in sorted(down)]
+                    waiting -= down
+                    if not waiting:
+                        break
             time.sleep(self.pull_interval)
         return replies
 

@@ -69,8 +69,10 @@ def _messages(*nodes: int) -> list[Message]:
 
 
 def test_a_node_silent_after_the_phases_latest_reply_is_presumed_down():
-    inner = _SlowNodes(0.0, {1: 0.05, 2: 0.1, 3: None})  # node 3 was killed
+    inner = _SlowNodes(0.0, {1: 0.05, 2: 0.1, 3: 0.05})
     grid = with_pull_interval(inner, 0.01, phase_timeout=0.3)
+    assert not any(r.has_error() for r in grid.send_and_receive(_messages(1, 2, 3), timeout=60))
+    inner.delays[3] = None  # node 3 was killed
     t0 = time.monotonic()
     replies = list(grid.send_and_receive(_messages(1, 2, 3), timeout=60))
     took = time.monotonic() - t0
@@ -97,3 +99,14 @@ def test_nodes_still_computing_are_not_presumed_down_before_anyone_replied():
     grid = PollingGrid(_SlowNodes(0.5), 0.01, phase_timeout=0.1)  # every node needs 0.5 s: no reply for 5 timeouts
     replies = list(grid.send_and_receive(_messages(1, 2), timeout=5))
     assert len(replies) == 2 and not any(r.has_error() for r in replies)
+
+
+def test_a_node_that_has_not_replied_in_this_run_is_not_presumed_down():
+    """A node restarted between runs loads its app in the run's first phase while the others, warm,
+    answer at once: it gets the call's timeout, not the silence rule; afterwards the rule applies."""
+    inner = _SlowNodes(0.0, {1: 0.02, 2: 0.02, 3: 0.8})
+    grid = PollingGrid(inner, 0.01, phase_timeout=0.1)
+    replies = list(grid.send_and_receive(_messages(1, 2, 3), timeout=10))
+    assert len(replies) == 3 and not any(r.has_error() for r in replies)
+    replies = list(grid.send_and_receive(_messages(1, 2, 3), timeout=10))  # now node 3 is slow for the rule
+    assert [r.metadata.src_node_id for r in replies if r.has_error()] == [3]
