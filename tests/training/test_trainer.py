@@ -57,7 +57,7 @@ def test_best_epoch_keeps_the_best_weights_and_stops_after_patience():
             break
     assert stopped == 4 and best.best_epoch == 2
     best.restore(model)
-    assert float(model.weight) == weights[2]
+    assert float(model.weight.detach()) == weights[2]
 
 
 def test_steps_and_torch_devices():
