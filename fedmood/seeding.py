@@ -8,6 +8,11 @@ other studies use the defaults.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
 #: A prime larger than any coordinate's combined range: the run's seed moves every stream.
 SEED_BASE = 1_000_003
 #: A prime larger than the number of clients/users: (round, client) pairs give distinct seeds.
@@ -24,3 +29,12 @@ def derived_seed(seed: int, *parts: int, seed_base: int = SEED_BASE, part_base: 
     for part in parts:
         combined = combined * part_base + int(part)
     return int(seed) * seed_base + combined
+
+
+@contextmanager
+def torch_seeded(seed: int) -> Iterator[None]:
+    """Run the block with torch's global (CPU) generator seeded by ``seed``, and leave the caller's
+    random state as it was: the block's draws (initialisation, dropout) reproduce wherever it runs."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

@@ -27,6 +27,7 @@ import torch
 from fedmood.classification import class_statistics, lda_head, predict, scores
 from fedmood.data.motionsense import SHORT_TRIALS, SUBJECTS, Standardiser, Windows, subject_split, trial_split
 from fedmood.results import atomic_write_with
+from fedmood.seeding import torch_seeded
 from fedmood.studies.aae.classify import ClassifierConfig, fit_classifier, new_classifier
 from fedmood.studies.aae.model import WindowCNN
 
@@ -162,8 +163,7 @@ def adaptive_identity_scores(transform: Transform, proto: Protocol, seed: int = 
     left as it was."""
     train_x, test_x = transform(proto.id_train.x), transform(proto.id_test.x)
     labels = proto.id_train.identity(SUBJECTS)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with torch_seeded(seed):
         net = WindowCNN(train_x.shape[1], train_x.shape[2], len(SUBJECTS), ADAPTIVE_HIDDEN, head="lda").eval()
 
     def features(x: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from flwr.clientapp import ClientApp
 from fedmood.classification import predict
 from fedmood.federated.study import run_fedavg_study
 from fedmood.keys import NUM_EXAMPLES
-from fedmood.seeding import derived_seed
+from fedmood.seeding import derived_seed, torch_seeded
 from fedmood.studies.aae.model import Autoencoder
 from fedmood.studies.aae.train import (
     AAEConfig,
@@ -89,46 +89,28 @@ def client_round(
     config = msg.content["config"]
     phase, rnd = str(config["phase"]), int(config["server-round"])
     round_seed = derived_seed(seed, rnd, int(data.tensors[2][0]))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(round_seed)
-        return _client_round(msg, data, cfg, width, n_users, n_activities, phase, rnd, round_seed)
-
-
-def _client_round(
-    msg: Message, data: TensorBatches, cfg: AAEConfig, width: int, n_users: int, n_activities: int,
-    phase: str, rnd: int, round_seed: int,
-) -> Message:  # fmt: skip
-    aae, adv = build_networks(cfg, width, n_users, n_activities)
-    load_record(msg.content["arrays"], aae, adv)
-    gen = torch.Generator().manual_seed(round_seed)
-    extra: dict[str, ArrayRecord] = {}
-    if phase == "adversaries":
-        encoded = encode_all(aae, data.tensors[0])  # once, for the trained regularisers and the statistics
-        metrics = train_adversaries(aae, adv, data, cfg, gen, encoded)
-        if cfg.identity_heads == "lda":
-            stats = discriminant_statistics(adv, encoded, data.tensors[2], cfg, n_users)
-            extra[STATS_RECORD] = ArrayRecord({k: Array(v) for k, v in stats.items()})
-    elif phase == "anonymiser":
-        adv.freeze(True)
-        opt = torch.optim.Adam(aae.parameters(), lr=cfg.lr)
-        for _ in range(cfg.aae_epochs):
-            metrics = {
-                "aae_loss": train_epoch(
-                    aae,
-                    shuffled_batches(data, cfg.batch_size, gen),
-                    opt,
-                    None,
-                    loss_fn=aae_loss(adv, cfg.for_round((rnd + 1) // 2)),
-                )
-            }
-    else:
-        raise ValueError(f"federated AAE: unknown phase {phase!r}")
-    return Message(
-        RecordDict(
-            {"arrays": to_record(aae, adv), "metrics": MetricRecord({**metrics, NUM_EXAMPLES: len(data)}), **extra}
-        ),
-        reply_to=msg,
-    )
+    with torch_seeded(round_seed):
+        aae, adv = build_networks(cfg, width, n_users, n_activities)
+        load_record(msg.content["arrays"], aae, adv)
+        gen = torch.Generator().manual_seed(round_seed)
+        extra: dict[str, ArrayRecord] = {}
+        if phase == "adversaries":
+            encoded = encode_all(aae, data.tensors[0])  # once, for the trained regularisers and the statistics
+            metrics = train_adversaries(aae, adv, data, cfg, gen, encoded)
+            if cfg.identity_heads == "lda":
+                stats = discriminant_statistics(adv, encoded, data.tensors[2], cfg, n_users)
+                extra[STATS_RECORD] = ArrayRecord({k: Array(v) for k, v in stats.items()})
+        elif phase == "anonymiser":
+            adv.freeze(True)
+            opt = torch.optim.Adam(aae.parameters(), lr=cfg.lr)
+            loss_fn = aae_loss(adv, cfg.for_round((rnd + 1) // 2))
+            for _ in range(cfg.aae_epochs):
+                batches = shuffled_batches(data, cfg.batch_size, gen)
+                metrics = {"aae_loss": train_epoch(aae, batches, opt, None, loss_fn=loss_fn)}
+        else:
+            raise ValueError(f"federated AAE: unknown phase {phase!r}")
+    content = {"arrays": to_record(aae, adv), "metrics": MetricRecord({**metrics, NUM_EXAMPLES: len(data)}), **extra}
+    return Message(RecordDict(content), reply_to=msg)
 
 
 #: The class-embedding arrays of the identity heads (WindowCNN's last layer) in :func:`to_record`'s names.

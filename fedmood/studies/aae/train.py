@@ -113,9 +113,6 @@ class Adversaries:
     def models(self) -> dict[str, WindowCNN]:
         return {"enc_reg": self.enc_reg, "dec_reg": self.dec_reg, "act_reg": self.act_reg}
 
-    def identity_models(self) -> dict[str, WindowCNN]:
-        return {"enc_reg": self.enc_reg, "dec_reg": self.dec_reg}
-
     def freeze(self, frozen: bool) -> None:
         for m in self.models().values():
             m.requires_grad_(not frozen)
@@ -185,8 +182,9 @@ def train_adversaries(
     adv.freeze(False)
     inputs = {"enc_reg": (z, identity), "dec_reg": (out, identity), "act_reg": (out, activity)}
     accuracy = {}
-    for name, model in adv.models().items():
-        if (name != "act_reg" and name not in cfg.identity_regularisers) or model.kind == "lda":
+    for name in [*cfg.identity_regularisers, "act_reg"]:
+        model = adv.models()[name]
+        if model.kind == "lda":
             continue
         batches = TensorBatches(inputs[name])
         loss = _positive_loss if isinstance(model.head[-1], CosineHead) else cross_entropy
