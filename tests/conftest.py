@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from flwr.app import Context, Message, Metadata, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
 
 from fedmood.paths import PROJECT_ROOT
 from fedmood.studies.mood.data.generator import GeneratorConfig, write_day_logs
@@ -44,6 +45,14 @@ def logs_config(logs, results, *overrides: str, config_name: str = "mood") -> di
     return compose_config(
         ["data=logs", f"data.logs_dir={logs}", f"results_root={results}", *overrides], config_name=config_name
     )
+
+
+@pytest.fixture
+def server_identity(monkeypatch):
+    """The task identity Flower's ServerApp runtime sets, so a strategy's ``configure_train`` can
+    build its messages outside a run."""
+    for key, value in (("_task_id", 1), ("_run_id", 1), ("_node_id", 1)):
+        monkeypatch.setattr(TaskIdentity, key, value)
 
 
 def make_message(content: RecordDict, message_type: str, dst: int = 1) -> Message:

@@ -40,6 +40,7 @@ from fedmood.training import TensorBatches, shuffled_batches, train_epoch
 from strategies.alternating import AlternatingFedAvg
 from strategies.fedaws import FedAwS
 from strategies.fedlda import STATS_RECORD, FederatedLDA
+from strategies.phase_momentum import PhaseMomentum
 
 PHASES = ("adversaries", "anonymiser")
 
@@ -120,12 +121,16 @@ DISCRIMINANTS = {name: (f"{name}.head.1.weight", f"{name}.head.1.bias") for name
 
 
 def identity_strategy(cfg: AAEConfig, n_users: int):
-    """FedAvg alternating the phases; with ``identity_heads=fedaws`` the identity heads' user
-    embeddings are aggregated by FedAwS (:class:`strategies.fedaws.FedAwS`), with ``lda`` the heads
-    are fitted from the devices' statistics (:class:`strategies.fedlda.FederatedLDA`)."""
+    """FedAvg alternating the phases; with ``server_momentum`` or ``server_lr`` set the anonymiser
+    rounds end in a server step with momentum (:class:`strategies.phase_momentum.PhaseMomentum`);
+    with ``identity_heads=fedaws`` the identity heads' user embeddings are aggregated by FedAwS
+    (:class:`strategies.fedaws.FedAwS`), with ``lda`` the heads are fitted from the devices'
+    statistics (:class:`strategies.fedlda.FederatedLDA`)."""
     strategy = AlternatingFedAvg(
         PHASES, fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n_users, min_available_nodes=n_users
     )
+    if cfg.server_momentum or cfg.server_lr != 1.0:
+        strategy = PhaseMomentum(strategy, cfg.server_lr, cfg.server_momentum, phase="anonymiser")
     names = cfg.identity_regularisers
     if cfg.identity_heads == "fedaws":
         return FedAwS(strategy, [EMBEDDINGS[n] for n in names], margin=cfg.spreadout_margin, lr=cfg.spreadout_lr)

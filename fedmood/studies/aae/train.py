@@ -58,6 +58,8 @@ class AAEConfig:
     spreadout_margin: float = 1.0  # FedAwS: the server pushes apart user embeddings closer than this
     spreadout_lr: float = 0.5  # FedAwS: the size of the server's spreadout step
     lda_shrinkage: float = 1e-3  # lda heads: the pooled covariance shrunk this far towards a multiple of I
+    server_momentum: float = 0.0  # federated: FedAvgM momentum of the anonymiser rounds (strategies/phase_momentum.py)
+    server_lr: float = 1.0  # federated: the server's step on the anonymiser rounds' averaged update
 
     def __post_init__(self) -> None:
         if self.reconstruction not in ("window_sum", "mean"):
@@ -70,6 +72,10 @@ class AAEConfig:
             raise ValueError(f"identity_warmup: {self.identity_warmup} is not in [0, rounds={self.rounds})")
         if not 0.0 <= self.lda_shrinkage <= 1.0:
             raise ValueError(f"lda_shrinkage: {self.lda_shrinkage} is not in [0, 1]")
+        if not 0.0 <= self.server_momentum < 1.0:
+            raise ValueError(f"server_momentum: {self.server_momentum} is not in [0, 1)")
+        if self.server_lr <= 0:
+            raise ValueError(f"server_lr: {self.server_lr} is not positive")
 
     @property
     def identity_regularisers(self) -> list[str]:

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 from flwr.app import Error, Message
-from flwr.supercore.task_identity import TaskIdentity
 
 from fedmood.studies.mood.client_app import build_client_app
 from fedmood.studies.mood.clustering import (
@@ -84,10 +83,8 @@ class InProcessGrid:
             return Message(Error(code=0, reason=str(e)), reply_to=message)
 
 
-def test_the_servers_clustering_loop_over_the_client_apps_matches_centralised_kmodes(small_cfg, monkeypatch):
+def test_the_servers_clustering_loop_over_the_client_apps_matches_centralised_kmodes(small_cfg, server_identity):
     """The ServerApp's own k-modes loop, asking the devices' real ClientApp for its statistics."""
-    for key, value in (("_task_id", 1), ("_run_id", 1), ("_node_id", 1)):  # as Flower's ServerApp runtime sets them
-        monkeypatch.setattr(TaskIdentity, key, value)
     n_users, data = 6, small_cfg["data"]
     k, max_iter, seed = int(data["n_clusters"]), int(data["cluster_max_iter"]), int(small_cfg["seed"])
     grid = InProcessGrid(build_client_app(lambda _ctx: small_cfg), n_users)
