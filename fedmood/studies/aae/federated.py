@@ -13,7 +13,9 @@ windows). Rounds alternate
 (``strategies/alternating.py``): in an *adversaries* round every client trains EncReg/DecReg/ActReg
 on its own AAE latents/outputs; in an *anonymiser* round it trains the AAE against the frozen
 adversaries with the loss of :func:`fedmood.studies.aae.train.aae_loss`; FedAvg (weighted by
-windows) after each. 2 x ``rounds`` Flower rounds reproduce the centralised schedule.
+windows) after each, and with ``server_momentum`` the anonymiser rounds' average update drives a server step with
+momentum (:mod:`strategies.phase_momentum`: a FedAvg round moves the AAE far less than a centralised
+phase). 2 x ``rounds`` Flower rounds reproduce the centralised schedule.
 """
 
 from __future__ import annotations

@@ -158,6 +158,23 @@ def test_identity_warmup_turns_the_identity_terms_off_in_the_first_rounds_only()
         AAEConfig(rounds=4, identity_warmup=4)
 
 
+def test_server_momentum_steps_the_anonymiser_rounds_under_the_discriminant_heads():
+    from fedmood.studies.aae.federated import identity_strategy
+    from strategies.fedlda import FederatedLDA
+    from strategies.phase_momentum import PhaseMomentum
+
+    strategy = identity_strategy(AAEConfig(identity_heads="lda", server_momentum=0.5), 4)
+    assert isinstance(strategy, FederatedLDA) and isinstance(strategy.strategy, PhaseMomentum)
+    inner = strategy.strategy
+    assert (inner.phase_name, inner.momentum, inner.learning_rate) == ("anonymiser", 0.5, 1.0)
+    assert strategy.phase(2) == "anonymiser"  # the experiment reads the phase through both wrappers
+    assert not isinstance(identity_strategy(AAEConfig(identity_heads="lda"), 4).strategy, PhaseMomentum)
+    with pytest.raises(ValueError, match="server_momentum"):
+        AAEConfig(server_momentum=1.0)
+    with pytest.raises(ValueError, match="server_lr"):
+        AAEConfig(server_lr=0.0)
+
+
 def test_a_federated_clients_round_does_not_depend_on_the_workers_random_state():
     """ActReg's dropout draws from the global generator: a client's round must give the same networks
     whichever worker plays it after whatever else (it is seeded by run seed, round and user)."""
