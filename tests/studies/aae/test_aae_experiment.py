@@ -93,6 +93,7 @@ def test_settings_are_refused_by_name_before_any_work():
 
     base = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "aae.yaml"), resolve=False)
     assert study_configs(base).federated.reg_epochs == base["federated"]["reg_epochs"]
+    assert study_configs(base).federated.server_momentum == base["federated"]["server_momentum"]
     for change, message in (
         ({"methods": ["raw", "aae_gan"]}, "methods: unknown method 'aae_gan'"),
         ({"aae": {**base["aae"], "arch": "unet"}}, "aae: arch: 'unet'"),
@@ -100,6 +101,7 @@ def test_settings_are_refused_by_name_before_any_work():
         ({"classifier": {**base["classifier"], "arch": "resnet"}}, "classifier: classifier arch 'resnet'"),
         ({"attacker": {**base["attacker"], "epoch": 3}}, "attacker: .*epoch"),
         ({"aae": {**base["aae"], "pretrain_epochs": 2}}, "federated AAE has no pretraining phase"),
+        ({"federated": {**base["federated"], "server_momentum": 1.0}}, r"federated: server_momentum: 1\.0"),
     ):
         with pytest.raises(ValueError, match=message):
             study_configs({**base, **change})
