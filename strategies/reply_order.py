@@ -18,9 +18,9 @@ from flwr.app import ArrayRecord, Message
 
 def content_digest(reply: Message) -> bytes:
     """SHA-256 of a reply's arrays (every ArrayRecord, by record and array name); errors sort first."""
-    h = hashlib.sha256()
     if reply.has_error():
         return b""
+    h = hashlib.sha256()
     for name in sorted(reply.content.keys()):
         record = reply.content[name]
         if not isinstance(record, ArrayRecord):

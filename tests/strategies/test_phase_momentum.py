@@ -20,22 +20,19 @@ class TwoNodes:
         return [1, 2]
 
 
-def _record(w: float, steps: int | None = 0) -> ArrayRecord:
-    arrays = {"w": Array(np.array([w, 2 * w], np.float32))}
-    if steps is not None:
-        arrays["steps"] = Array(np.array([steps], np.int64))
-    return ArrayRecord(arrays)
+def _record(w: float) -> ArrayRecord:
+    return ArrayRecord({"w": Array(np.array([w, 2 * w], np.float32))})
 
 
-def _reply(w: float, n: int, steps: int | None = 0) -> Message:
-    content = RecordDict({"arrays": _record(w, steps), "metrics": MetricRecord({NUM_EXAMPLES: n})})
+def _reply(w: float, n: int) -> Message:
+    content = RecordDict({"arrays": _record(w), "metrics": MetricRecord({NUM_EXAMPLES: n})})
     return Message(content, reply_to=make_message(RecordDict(), "train"))
 
 
-def _round(strategy, rnd: int, current: ArrayRecord, replies: list[tuple[float, int]], steps: bool = True):
+def _round(strategy, rnd: int, current: ArrayRecord, replies: list[tuple[float, int]]) -> ArrayRecord:
     """Configure round ``rnd`` from ``current`` and aggregate replies (value, examples) into it."""
     list(strategy.configure_train(rnd, current, ConfigRecord(), TwoNodes()))
-    arrays, _ = strategy.aggregate_train(rnd, [_reply(w, n, steps=rnd if steps else None) for w, n in replies])
+    arrays, _ = strategy.aggregate_train(rnd, [_reply(w, n) for w, n in replies])
     return arrays
 
 
@@ -76,12 +73,12 @@ def test_only_the_named_phase_is_stepped_and_its_buffer_skips_the_other_phase(se
 def test_without_a_phase_it_steps_as_flowers_fedavgm(server_identity):
     ours = PhaseMomentum(_alternating(), learning_rate=1.5, momentum=0.9)
     flower = FedAvgM(min_train_nodes=2, min_available_nodes=2, server_learning_rate=1.5, server_momentum=0.9)
-    current_ours = current_flower = _record(1.0, steps=None)
+    current_ours = current_flower = _record(1.0)
     for rnd, (a, b) in enumerate([(0.5, 0.9), (0.4, 0.2), (1.1, 0.3)], start=1):
         replies = [(a, 3), (b, 5)]
         list(flower.configure_train(rnd, current_flower, ConfigRecord(), TwoNodes()))
-        current_flower, _ = flower.aggregate_train(rnd, [_reply(w, n, steps=None) for w, n in replies])
-        current_ours = _round(ours, rnd, current_ours, replies, steps=False)
+        current_flower, _ = flower.aggregate_train(rnd, [_reply(w, n) for w, n in replies])
+        current_ours = _round(ours, rnd, current_ours, replies)
         np.testing.assert_allclose(current_ours["w"].numpy(), current_flower["w"].numpy(), rtol=1e-5)
 
 
