@@ -4,19 +4,16 @@ The anonymiser's schedule alternates {train the adversaries} and {train the AAE 
 adversaries}; federated, each of those is a FedAvg round over the same model record (all the
 networks). :class:`AlternatingFedAvg` is Flower's FedAvg that names the phase of each round in the
 train config (``phase``), cycling through ``phases``; clients train what the phase says and return
-the whole record (unchanged networks average to themselves). Replies are averaged in an order of
-their content, not of their arrival (:mod:`strategies.reply_order`), so a seeded run repeats.
+the whole record (unchanged networks average to themselves). Run inside
+:class:`strategies.strict.FailLoudly`, replies are averaged in an order of their content, not of
+their arrival (:mod:`strategies.reply_order`), so a seeded run repeats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from flwr.app import ConfigRecord, Message
+from flwr.app import ConfigRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
-
-from strategies.reply_order import in_canonical_order
 
 
 class AlternatingFedAvg(FedAvg):
@@ -34,6 +31,3 @@ class AlternatingFedAvg(FedAvg):
     def configure_train(self, server_round: int, arrays, config: ConfigRecord, grid: Grid):
         config = ConfigRecord({**dict(config), "phase": self.phase(server_round)})
         return super().configure_train(server_round, arrays, config, grid)
-
-    def aggregate_train(self, server_round: int, replies: Iterable[Message]):
-        return super().aggregate_train(server_round, in_canonical_order(replies))

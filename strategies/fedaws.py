@@ -24,7 +24,6 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from strategies.reply_order import in_canonical_order
 from strategies.wrapped import WrappedStrategy
 
 
@@ -97,7 +96,7 @@ class FedAwS(WrappedStrategy):
         return self.strategy.configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]):
-        replies = in_canonical_order(replies)  # the embeddings' summed changes, whatever the arrival order
+        replies = list(replies)
         arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         if arrays is None:
             return arrays, metrics

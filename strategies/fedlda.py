@@ -34,7 +34,6 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from fedmood.classification import lda_head
-from strategies.reply_order import in_canonical_order
 from strategies.wrapped import WrappedStrategy
 
 #: The name of the replies' record of discriminant statistics (beside the model's ``arrays``).
@@ -64,7 +63,7 @@ class FederatedLDA(WrappedStrategy):
         return self.strategy.configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]):
-        replies = in_canonical_order(replies)  # the statistics' sums, bit for bit, whatever the arrival order
+        replies = list(replies)
         summed = self._take_statistics(replies)
         arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         if arrays is None or not summed:

@@ -6,6 +6,10 @@ differ in their last bits between two runs of the same seeded clients; an ill-co
 downstream (a discriminant solved against a nearly singular covariance) can carry those bits into
 every later round. Sorting the replies by a digest of their content makes the aggregate a function
 of the replies alone.
+
+The sort happens once per round, in the outermost wrapper of every Message-API run
+(:class:`strategies.strict.FailLoudly`), so each strategy inside it (FedAvg, the alternating phases,
+the discriminant statistics, FedAwS's embedding changes) sees the same order whatever arrived first.
 """
 
 from __future__ import annotations
@@ -17,17 +21,17 @@ from flwr.app import ArrayRecord, Message
 
 
 def content_digest(reply: Message) -> bytes:
-    """SHA-256 of a reply's arrays (every ArrayRecord, by record and array name); errors sort first."""
+    """SHA-256 of a reply's content (arrays by their bytes, metrics and configs by their values, each
+    under its record and key name); error replies get the empty key and sort first."""
     if reply.has_error():
         return b""
     h = hashlib.sha256()
     for name in sorted(reply.content.keys()):
         record = reply.content[name]
-        if not isinstance(record, ArrayRecord):
-            continue
         for key in sorted(record.keys()):
-            h.update(f"{name}/{key}".encode())
-            h.update(record[key].data)
+            h.update(f"{name}/{key}=".encode())
+            value = record[key]
+            h.update(value.data if isinstance(record, ArrayRecord) else repr(value).encode())
     return h.digest()
 
 

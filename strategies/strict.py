@@ -14,6 +14,10 @@ Both take ``strict=False`` to only report (SecAgg+ tolerates dropouts by design)
 A deployment, where devices fail, runs :class:`FailLoudly` with ``strict=False`` and
 ``min_replies=m``: a round aggregates the replies that came (error replies for dead nodes are
 dropped) if there are at least ``m`` of them, and otherwise keeps the previous model.
+
+:class:`FailLoudly` also hands the wrapped strategy its replies in an order of their content, not
+of their arrival (:mod:`strategies.reply_order`), so a seeded run aggregates the same sums, bit for
+bit, every time.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from fedmood.errors import RunFailedError
+from strategies.reply_order import in_canonical_order
 
 OnAggregate = Callable[[int, object, object, int], None]
 log = logging.getLogger("fedmood")
@@ -72,7 +77,8 @@ def successful_replies(phase: str, server_round: int, sent: int, replies: Iterab
 
 
 class FailLoudly(Strategy):
-    """Message-API strategy wrapper: strict reply checks (or a minimum of replies) and a per-round callback."""
+    """Message-API strategy wrapper: strict reply checks (or a minimum of replies), replies in an order
+    of their content, and a per-round callback."""
 
     def __init__(
         self, strategy: Strategy, on_aggregate: OnAggregate | None = None, strict: bool = True, min_replies: int = 0
@@ -90,7 +96,7 @@ class FailLoudly(Strategy):
         return msgs
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]):
-        replies = list(replies)
+        replies = in_canonical_order(replies)
         if self.strict:
             check_replies("train", server_round, self._sent["train"], replies)
         ok = sum(not m.has_error() for m in replies)
@@ -116,7 +122,7 @@ class FailLoudly(Strategy):
         return msgs
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]):
-        replies = list(replies)
+        replies = in_canonical_order(replies)
         if self.strict:
             check_replies("evaluate", server_round, self._sent["evaluate"], replies)
         return self.strategy.aggregate_evaluate(server_round, replies)

@@ -30,7 +30,7 @@ def test_the_spreadout_step_against_a_hand_computation():
 
 def test_the_spreadout_gradient_matches_finite_differences():
     w = np.random.default_rng(0).normal(size=(5, 3)) * 0.4
-    grad = (w - spreadout_step(w, margin=1.5, lr=1.0))  # lr 1: the step is the gradient
+    grad = w - spreadout_step(w, margin=1.5, lr=1.0)  # lr 1: the step is the gradient
     eps, numeric = 1e-6, np.zeros_like(w)
     for idx in np.ndindex(*w.shape):
         up, down = w.copy(), w.copy()

@@ -1,16 +1,19 @@
-"""Replies aggregated in an order of their content (strategies/reply_order.py): a seeded federated
-run gives the same model whichever client answers first."""
+"""Replies aggregated in an order of their content (strategies/reply_order.py, applied by
+strategies/strict.py's FailLoudly around every Message-API run): a seeded federated run gives the
+same model and metrics whichever client answers first."""
 
 from __future__ import annotations
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+import pytest
+from flwr.app import Array, ArrayRecord, Error, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from fedmood.keys import NUM_EXAMPLES
 from strategies.alternating import AlternatingFedAvg
 from strategies.fedlda import STATS_RECORD, FederatedLDA
 from strategies.reply_order import content_digest, in_canonical_order
+from strategies.strict import ClientRoundError, FailLoudly
 from tests.conftest import make_message
 
 D = 6
@@ -52,6 +55,20 @@ def _aggregate(strategy_factory, seed: int, stats: bool = False) -> dict[str, np
     return {k: v.numpy() for k, v in arrays.items()}
 
 
+def _evaluate_replies(seed: int) -> list[Message]:
+    """Metric-only evaluate replies (no arrays): mixed-scale losses and example counts."""
+    rng = np.random.default_rng(1)
+    replies = [
+        Message(
+            RecordDict({"metrics": MetricRecord({"loss": float(rng.normal() * 10.0 ** rng.integers(-6, 6)),
+                                                 NUM_EXAMPLES: int(rng.integers(1, 9000))})}),
+            reply_to=make_message(RecordDict(), "evaluate"),
+        )
+        for _ in range(12)
+    ]  # fmt: skip
+    return [replies[i] for i in np.random.default_rng(seed).permutation(len(replies))]
+
+
 def test_the_order_is_a_function_of_the_content():
     orders = [[content_digest(r) for r in in_canonical_order(_permuted(seed, True))] for seed in range(4)]
     assert all(order == orders[0] for order in orders) and len(set(orders[0])) == len(orders[0])
@@ -62,10 +79,12 @@ def test_arrival_order_changes_plain_fedavg_but_not_ours():
         return FedAvg()
 
     def alternating():
-        return AlternatingFedAvg(("adversaries", "anonymiser"))
+        return FailLoudly(AlternatingFedAvg(("adversaries", "anonymiser")))
 
     def discriminant():
-        return FederatedLDA(AlternatingFedAvg(("adversaries",)), {"head": ("head.weight", "bias")}, shrinkage=1e-6)
+        return FailLoudly(
+            FederatedLDA(AlternatingFedAvg(("adversaries",)), {"head": ("head.weight", "bias")}, shrinkage=1e-6)
+        )
 
     # the premise: Flower's FedAvg rounds differently in some arrival order (so the test can fail)
     plain_runs = [_aggregate(plain, seed)["weight"] for seed in range(8)]
@@ -74,3 +93,19 @@ def test_arrival_order_changes_plain_fedavg_but_not_ours():
         runs = [_aggregate(factory, seed, stats) for seed in range(8)]
         for other in runs[1:]:
             assert all(np.array_equal(runs[0][k], other[k]) for k in runs[0]), factory.__name__
+
+
+def test_evaluate_metrics_are_averaged_in_content_order():
+    # the premise: FedAvg's weighted mean of the metrics rounds differently in some arrival order
+    plain = [FedAvg().aggregate_evaluate(1, _evaluate_replies(seed))["loss"] for seed in range(8)]
+    assert len(set(plain)) > 1
+    ours = [FailLoudly(FedAvg()).aggregate_evaluate(1, _evaluate_replies(seed))["loss"] for seed in range(8)]
+    assert len(set(ours)) == 1
+
+
+def test_errors_sort_first_and_still_fail_the_round():
+    replies = _replies(4, stats=False)
+    failed = Message(Error(code=0, reason="boom"), reply_to=make_message(RecordDict(), "train"))
+    assert in_canonical_order([*replies, failed])[0] is failed
+    with pytest.raises(ClientRoundError, match="boom"):
+        FailLoudly(FedAvg()).aggregate_train(1, [*replies, failed])
