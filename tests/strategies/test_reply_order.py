@@ -45,9 +45,13 @@ def _replies(n: int = 12, stats: bool = True) -> list[Message]:
     return out
 
 
-def _permuted(seed: int, stats: bool) -> list[Message]:
-    replies = _replies(stats=stats)
+def _shuffled(replies: list[Message], seed: int) -> list[Message]:
+    """``replies`` in the arrival order that ``seed`` draws."""
     return [replies[i] for i in np.random.default_rng(seed).permutation(len(replies))]
+
+
+def _permuted(seed: int, stats: bool) -> list[Message]:
+    return _shuffled(_replies(stats=stats), seed)
 
 
 def _aggregate(strategy_factory, seed: int, stats: bool = False) -> dict[str, np.ndarray]:
@@ -66,7 +70,7 @@ def _evaluate_replies(seed: int) -> list[Message]:
         )
         for _ in range(12)
     ]  # fmt: skip
-    return [replies[i] for i in np.random.default_rng(seed).permutation(len(replies))]
+    return _shuffled(replies, seed)
 
 
 def test_the_order_is_a_function_of_the_content():
@@ -75,9 +79,6 @@ def test_the_order_is_a_function_of_the_content():
 
 
 def test_arrival_order_changes_plain_fedavg_but_not_ours():
-    def plain():
-        return FedAvg()
-
     def alternating():
         return FailLoudly(AlternatingFedAvg(("adversaries", "anonymiser")))
 
@@ -87,7 +88,7 @@ def test_arrival_order_changes_plain_fedavg_but_not_ours():
         )
 
     # the premise: Flower's FedAvg rounds differently in some arrival order (so the test can fail)
-    plain_runs = [_aggregate(plain, seed)["weight"] for seed in range(8)]
+    plain_runs = [_aggregate(FedAvg, seed)["weight"] for seed in range(8)]
     assert any(not np.array_equal(plain_runs[0], other) for other in plain_runs[1:])
     for factory, stats in ((alternating, False), (discriminant, True)):
         runs = [_aggregate(factory, seed, stats) for seed in range(8)]
