@@ -17,8 +17,12 @@ only: it never sees a test subject, nor a window the identity attack is tested o
 from __future__ import annotations
 
 import hashlib
+import json
+import platform
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +30,7 @@ import torch
 
 from fedmood.classification import class_statistics, lda_head, predict, scores
 from fedmood.data.motionsense import SHORT_TRIALS, SUBJECTS, Standardiser, Windows, subject_split, trial_split
-from fedmood.results import atomic_write_with
+from fedmood.results import atomic_write_text, atomic_write_with
 from fedmood.seeding import torch_seeded
 from fedmood.studies.aae.classify import ClassifierConfig, fit_classifier, new_classifier
 from fedmood.studies.aae.model import WindowCNN
@@ -77,33 +81,76 @@ def attacker_cache_key(proto: Protocol, cfg: ClassifierConfig, seed: int) -> str
     return h.hexdigest()[:16]
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    """A short fingerprint of a model's weights (sha-256 over its state dict, in key order)."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _provenance(model: torch.nn.Module, seconds: float) -> dict[str, object]:
+    """Where and when an attacker was trained: seeded training repeats on a machine, not across machines."""
+    return {
+        "weights": weights_digest(model),
+        "trained": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 1),
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+    }
+
+
 def identity_attacker(
     proto: Protocol,
     cfg: ClassifierConfig,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     cache_dir: str | Path | None = None,
-) -> torch.nn.Module:
+) -> tuple[torch.nn.Module, dict[str, object]]:
     """The adversary: an identity classifier trained on raw (z-scored) trial-split training windows;
     with ``cfg.validation`` the epoch of best macro-F1 on a random fifth of them (trained on the rest).
 
+    Returns the model and its provenance (:func:`weights_digest` of its weights, when and on what
+    machine it was trained): every figure measured with it can name the attacker it was measured with.
     With ``cache_dir`` the trained weights are kept there (``aae-attacker-<key>.pt``, written
-    atomically) and a later run on the same windows with the same settings and seed loads them
-    instead of training again (:func:`attacker_cache_key`).
+    atomically, beside ``aae-attacker-<key>.json``: the provenance) and a later run on the same windows
+    with the same settings and seed loads them instead of training again (:func:`attacker_cache_key`).
+    A cached file whose weights differ from its provenance's digest is refused.
     """
     if cache_dir is None:
-        return _train_attacker(proto, cfg, seed, progress)
+        return _timed_attacker(proto, cfg, seed, progress)
     path = Path(cache_dir) / f"aae-attacker-{attacker_cache_key(proto, cfg, seed)}.pt"
+    sidecar = path.with_suffix(".json")
     if path.is_file():
         model = new_classifier(cfg, proto.id_train.x.shape[1], proto.id_train.x.shape[2], len(SUBJECTS))
         model.load_state_dict(torch.load(path, map_location="cpu"))
+        digest = weights_digest(model)
+        provenance: dict[str, object] = json.loads(sidecar.read_text()) if sidecar.is_file() else {"weights": digest}
+        if provenance.get("weights") != digest:
+            raise ValueError(
+                f"{path}: weights {digest} differ from those recorded in {sidecar} ({provenance.get('weights')}); "
+                "delete both files to train the attacker again"
+            )
         if progress:
-            progress(f"loaded from {path} (same windows, settings and seed)")
-        return model.eval()
-    model = _train_attacker(proto, cfg, seed, progress)
+            where = f"trained {provenance['trained']} on {provenance['platform']}, " if "trained" in provenance else ""
+            progress(f"loaded from {path} (same windows, settings and seed; {where}weights {digest})")
+        return model.eval(), provenance
+    model, provenance = _timed_attacker(proto, cfg, seed, progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_with(path, lambda f: torch.save(model.state_dict(), f))
-    return model
+    atomic_write_text(sidecar, json.dumps(provenance, indent=2))
+    return model, provenance
+
+
+def _timed_attacker(
+    proto: Protocol, cfg: ClassifierConfig, seed: int, progress: Callable[[str], None] | None
+) -> tuple[torch.nn.Module, dict[str, object]]:
+    t0 = time.perf_counter()
+    model = _train_attacker(proto, cfg, seed, progress)
+    return model.eval(), _provenance(model, time.perf_counter() - t0)
 
 
 def _train_attacker(

@@ -3,7 +3,8 @@
 Rows (``methods`` in ``conf/aae.yaml``): ``raw``, ``resample_10hz``, ``resample_5hz``, ``ssa_12``,
 ``ssa_1``, ``rep`` (the AAE without DecReg), ``aae``, ``aae_federated`` (the same AAE trained with
 FedAvg on Flower, one client per training subject: :mod:`fedmood.studies.aae.federated`). The run folder
-gets ``table2.csv`` (written after every row, so a long run shows its progress), ``table2.md``
+gets ``table2.csv`` (written after every row, so a long run shows its progress; its ``attacker`` column
+names the identity attacker's weights, ``attacker.json`` where and when it was trained), ``table2.md``
 (ours next to the paper's), the anonymiser's checkpoint ``aae.pt`` (for
 :mod:`fedmood.studies.aae.anonymise`), the training histories, and the figures (raw vs anonymised windows;
 the 2-D embedding by user and by activity).
@@ -99,10 +100,17 @@ def markdown_table(table: pd.DataFrame) -> str:
             f"| {LABELS.get(r['method'], r['method'])} | {r['act_f1']:.2f} ± {r['act_f1_sd']:.2f} | {paper[0]:.2f} "
             f"| {r['id_acc']:.2f} | {paper[1]:.2f} | {r['id_f1']:.2f} | {paper[2]:.2f} | {_adaptive(r)} |"
         )
+    attackers = sorted(set(table["attacker"].dropna())) if "attacker" in table else []
+    measured_with = (
+        f" ID figures measured with the paper's attacker of weights {', '.join(attackers)} (attacker.json: where "
+        "and when it was trained; another machine trains another attacker from the same seed)."
+        if attackers
+        else ""
+    )
     return "\n".join(lines) + (
         "\n\nChance level for identity: 1/24 = 4.17 %. The adaptive attacker (not in the paper) fits a linear "
         "discriminant on random convolutional features of *transformed* training windows: it can run the "
-        "anonymiser (fedmood/studies/aae/evaluate.py: adaptive_identity_scores).\n"
+        f"anonymiser (fedmood/studies/aae/evaluate.py: adaptive_identity_scores).{measured_with}\n"
     )
 
 
@@ -160,13 +168,14 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     )
     clf_cfg, aae_cfg = configs.classifier, configs.aae
     t0 = time.perf_counter()
-    attacker = identity_attacker(
+    attacker, provenance = identity_attacker(
         proto,
         configs.attacker,
         seed,
         lambda m: say(f"[aae] attacker {m}", flush=True),
         cfg.get("cache_dir") or PROJECT_ROOT / ".cache",
     )
+    writer.json("attacker", provenance)  # which attacker every ID figure of this run was measured with
     say(f"[aae] identity attacker ready ({time.perf_counter() - t0:.0f}s)", flush=True)
     ssa_window = int(cfg.get("ssa_window", 16))
     transforms: dict[str, Transform] = {
@@ -194,6 +203,7 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
             transform = transforms[method]
         tell = partial(_tell, say, LABELS.get(method, method))
         row = {"method": method, **evaluate(transform, proto, attacker, clf_cfg, int(cfg["eval_seeds"]), tell), **extra}
+        row["attacker"] = provenance["weights"]
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         say(

@@ -304,19 +304,39 @@ def test_the_attacker_is_trained_once_per_windows_settings_and_seed(tmp_path, mo
     w = Windows(x, act, np.asarray(SUBJECTS)[uid], np.ones(len(x), np.int64), ("a", "b"))
     proto = ev.Protocol(w, w, w, w, w, Standardiser(np.zeros((2, 1)), np.ones((2, 1))))
     cfg = ClassifierConfig(epochs=1, batch_size=32)
-    first = ev.identity_attacker(proto, cfg, 0, cache_dir=tmp_path)
+    first, made = ev.identity_attacker(proto, cfg, 0, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("aae-attacker-*.pt"))) == 1
+    assert made["weights"] == ev.weights_digest(first) and made["torch"] == torch.__version__
 
     def no_training(*_a, **_k):
         raise AssertionError("trained again")
 
     monkeypatch.setattr(ev, "_train_attacker", no_training)
     lines = []
-    again = ev.identity_attacker(proto, cfg, 0, lines.append, cache_dir=tmp_path)
+    again, loaded = ev.identity_attacker(proto, cfg, 0, lines.append, cache_dir=tmp_path)
     np.testing.assert_array_equal(predict(first, x), predict(again, x))
-    assert "loaded from" in lines[0]
+    assert loaded == made  # the provenance travels with the cached weights
+    assert "loaded from" in lines[0] and made["weights"] in lines[0] and made["platform"] in lines[0]
     # another seed, other settings or other windows: not the cached weights
     fewer = replace(proto, id_train=w.take(np.arange(10)))
     for other in ((proto, cfg, 1), (proto, replace(cfg, epochs=2), 0), (fewer, cfg, 0)):
         with pytest.raises(AssertionError, match="trained again"):
             ev.identity_attacker(*other, cache_dir=tmp_path)
+
+
+def test_a_cached_attacker_whose_weights_differ_from_its_record_is_refused(tmp_path):
+    from fedmood.data.motionsense import SUBJECTS, Standardiser, Windows
+    from fedmood.studies.aae import evaluate as ev
+
+    x, act, uid = _toy_windows(n_per=6)
+    w = Windows(x, act, np.asarray(SUBJECTS)[uid], np.ones(len(x), np.int64), ("a", "b"))
+    proto = ev.Protocol(w, w, w, w, w, Standardiser(np.zeros((2, 1)), np.ones((2, 1))))
+    cfg = ClassifierConfig(epochs=1, batch_size=32)
+    model, _ = ev.identity_attacker(proto, cfg, 0, cache_dir=tmp_path)
+    (cached,) = tmp_path.glob("aae-attacker-*.pt")
+    state = model.state_dict()
+    first = next(iter(state))
+    state[first] = state[first] + 1.0  # e.g. another machine's attacker copied over this one's weights
+    torch.save(state, cached)
+    with pytest.raises(ValueError, match="differ from those recorded"):
+        ev.identity_attacker(proto, cfg, 0, cache_dir=tmp_path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,6 +44,8 @@ def test_table2_experiment_and_the_anonymiser_tool(tmp_path):
     assert table[["act_f1", "id_acc", "id_f1", "id_acc_adaptive"]].apply(lambda c: c.between(0, 100)).all().all()
     md = (run_dir / "table2.md").read_text()
     assert "92.51" in md and "6.98" in md and "adaptive attacker" in md  # the paper's numbers next to ours
+    attacker = json.loads((run_dir / "attacker.json").read_text())  # which attacker measured every ID figure
+    assert set(table["attacker"]) == {attacker["weights"]} and attacker["weights"] in md and attacker["seconds"] > 0
     assert (run_dir / "figures" / "windows_raw_vs_anonymised.png").is_file()
     assert (run_dir / "figures" / "embedding_by_user_and_activity.png").is_file()
     assert len(pd.read_csv(run_dir / "aae_history.csv")) == 2
