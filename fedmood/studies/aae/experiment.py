@@ -126,6 +126,7 @@ class StudyConfigs:
     attacker: ClassifierConfig
     aae: AAEConfig
     federated: AAEConfig
+    attacker_seed: int = 0
 
 
 def study_configs(cfg: dict) -> StudyConfigs:
@@ -143,12 +144,15 @@ def study_configs(cfg: dict) -> StudyConfigs:
         federated = AAEConfig(**{**cfg["aae"], **cfg.get("federated", {})})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"federated: {exc}") from exc
+    attacker_seed = cfg.get("attacker_seed", 0)
+    if not isinstance(attacker_seed, int) or isinstance(attacker_seed, bool) or attacker_seed < 0:
+        raise ValueError(f"attacker_seed: {attacker_seed!r} is not a seed (an integer >= 0)")
     if "aae_federated" in cfg["methods"] and federated.pretrain_epochs:
         raise ValueError(
             f"aae.pretrain_epochs={federated.pretrain_epochs}: the federated AAE has no pretraining phase; "
             "set federated.pretrain_epochs=0 (or leave aae_federated out of methods)"
         )
-    return StudyConfigs(built["classifier"], built["attacker"], built["aae"], federated)
+    return StudyConfigs(built["classifier"], built["attacker"], built["aae"], federated, attacker_seed)
 
 
 def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
@@ -171,7 +175,7 @@ def run(cfg: dict, out_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     attacker, provenance = identity_attacker(
         proto,
         configs.attacker,
-        seed,
+        configs.attacker_seed,
         lambda m: say(f"[aae] attacker {m}", flush=True),
         cfg.get("cache_dir") or PROJECT_ROOT / ".cache",
     )

@@ -98,6 +98,8 @@ def test_settings_are_refused_by_name_before_any_work():
     base = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "aae.yaml"), resolve=False)
     assert study_configs(base).federated.reg_epochs == base["federated"]["reg_epochs"]
     assert study_configs(base).federated.server_momentum == base["federated"]["server_momentum"]
+    # the attacker is the measuring instrument: another training seed keeps it (one cached attacker)
+    assert study_configs({**base, "seed": 3}).attacker_seed == 0
     for change, message in (
         ({"methods": ["raw", "aae_gan"]}, "methods: unknown method 'aae_gan'"),
         ({"aae": {**base["aae"], "arch": "unet"}}, "aae: arch: 'unet'"),
@@ -106,6 +108,8 @@ def test_settings_are_refused_by_name_before_any_work():
         ({"attacker": {**base["attacker"], "epoch": 3}}, "attacker: .*epoch"),
         ({"aae": {**base["aae"], "pretrain_epochs": 2}}, "federated AAE has no pretraining phase"),
         ({"federated": {**base["federated"], "server_momentum": 1.0}}, r"federated: server_momentum: 1\.0"),
+        ({"attacker_seed": -1}, "attacker_seed: -1 is not a seed"),
+        ({"attacker_seed": "0"}, "attacker_seed: '0' is not a seed"),
     ):
         with pytest.raises(ValueError, match=message):
             study_configs({**base, **change})
