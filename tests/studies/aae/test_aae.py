@@ -296,14 +296,22 @@ def test_the_papers_estimator_and_class_weights():
         ClassifierConfig(l2=1e-3)  # the small CNN has no such penalty
 
 
-def test_the_attacker_is_trained_once_per_windows_settings_and_seed(tmp_path, monkeypatch):
+def _toy_protocol():
+    """Toy windows as every split of a :class:`Protocol`, and a one-epoch attacker's settings."""
     from fedmood.data.motionsense import SUBJECTS, Standardiser, Windows
-    from fedmood.studies.aae import evaluate as ev
+    from fedmood.studies.aae.evaluate import Protocol
 
     x, act, uid = _toy_windows(n_per=6)
     w = Windows(x, act, np.asarray(SUBJECTS)[uid], np.ones(len(x), np.int64), ("a", "b"))
-    proto = ev.Protocol(w, w, w, w, w, Standardiser(np.zeros((2, 1)), np.ones((2, 1))))
-    cfg = ClassifierConfig(epochs=1, batch_size=32)
+    proto = Protocol(w, w, w, w, w, Standardiser(np.zeros((2, 1)), np.ones((2, 1))))
+    return proto, ClassifierConfig(epochs=1, batch_size=32)
+
+
+def test_the_attacker_is_trained_once_per_windows_settings_and_seed(tmp_path, monkeypatch):
+    from fedmood.studies.aae import evaluate as ev
+
+    proto, cfg = _toy_protocol()
+    w, x = proto.id_train, proto.id_train.x
     first, made = ev.identity_attacker(proto, cfg, 0, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("aae-attacker-*.pt"))) == 1
     assert made["weights"] == ev.weights_digest(first) and made["torch"] == torch.__version__
@@ -325,13 +333,9 @@ def test_the_attacker_is_trained_once_per_windows_settings_and_seed(tmp_path, mo
 
 
 def test_a_cached_attacker_whose_weights_differ_from_its_record_is_refused(tmp_path):
-    from fedmood.data.motionsense import SUBJECTS, Standardiser, Windows
     from fedmood.studies.aae import evaluate as ev
 
-    x, act, uid = _toy_windows(n_per=6)
-    w = Windows(x, act, np.asarray(SUBJECTS)[uid], np.ones(len(x), np.int64), ("a", "b"))
-    proto = ev.Protocol(w, w, w, w, w, Standardiser(np.zeros((2, 1)), np.ones((2, 1))))
-    cfg = ClassifierConfig(epochs=1, batch_size=32)
+    proto, cfg = _toy_protocol()
     model, _ = ev.identity_attacker(proto, cfg, 0, cache_dir=tmp_path)
     (cached,) = tmp_path.glob("aae-attacker-*.pt")
     state = model.state_dict()
